@@ -1,0 +1,1 @@
+"""Image data: synthetic person-like crops and crops read from disk."""

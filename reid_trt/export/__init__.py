@@ -1,0 +1,1 @@
+"""PyTorch to ONNX: BN folding, preprocessing and normalisation in the graph, precision, checks."""

@@ -1,0 +1,102 @@
+"""torch -> ONNX for OSNet: export, simplify, precision, metadata and graph checks."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import warnings
+
+import onnx
+import torch
+
+from reid_trt import defaults
+from reid_trt.contract import Contract
+from reid_trt.errors import ExportError, MissingDependencyError
+from reid_trt.export.checks import check_graph
+from reid_trt.export.graph import ExportGraph, example_input
+from reid_trt.export.precision import to_fp16
+from reid_trt.models import get_variant
+
+MAX_DYNAMIC_BATCH = 4096
+
+
+def _torch_export(graph: ExportGraph, contract: Contract, batch: int | None,
+                  opset: int) -> onnx.ModelProto:
+    dynamic = batch is None
+    x = example_input(contract, batch=2 if dynamic else batch)
+    dynamic_shapes = {"x": {0: torch.export.Dim("batch", min=1, max=MAX_DYNAMIC_BATCH)}} \
+        if dynamic else None
+    log = io.StringIO()
+    try:
+        # The exporter prints progress and warns about its own internals: keep the CLI quiet.
+        with contextlib.redirect_stdout(log), warnings.catch_warnings(), _quiet("torch.onnx"):
+            warnings.simplefilter("ignore")
+            program = torch.onnx.export(graph, (x,), dynamo=True, opset_version=opset,
+                                        input_names=[contract.input_name],
+                                        output_names=[contract.output_name],
+                                        dynamic_shapes=dynamic_shapes, optimize=True,
+                                        external_data=False)
+    except Exception as e:
+        raise ExportError(f"torch.onnx.export failed for {contract.variant}: "
+                          f"{type(e).__name__}: {str(e).splitlines()[0][:300]}") from e
+    model = program.model_proto
+    got = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), None)
+    if got != opset:
+        raise ExportError(f"--opset {opset}: the exporter produced opset {got} (conversion "
+                          f"failed); use --opset {defaults.ONNX_OPSET} or newer")
+    if dynamic:  # name the batch axis identically on input and output
+        for value in (model.graph.input[0], model.graph.output[0]):
+            value.type.tensor_type.shape.dim[0].dim_param = "batch"
+    return model
+
+
+@contextlib.contextmanager
+def _quiet(logger_name: str):
+    logger = logging.getLogger(logger_name)
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
+def _simplify(model: onnx.ModelProto) -> onnx.ModelProto:
+    try:
+        import onnxslim
+    except ImportError:
+        raise MissingDependencyError("onnxslim", "export", "graph simplification") from None
+    with contextlib.redirect_stdout(io.StringIO()):
+        return onnxslim.slim(model)
+
+
+def onnx_from_model(model: torch.nn.Module, contract: Contract, batch: int | None = None,
+                    opset: int = defaults.ONNX_OPSET) -> onnx.ModelProto:
+    """A clean, simplified ONNX graph of `model` that honours `contract`.
+
+    Args:
+        model: an eval-mode OSNet of `contract.variant` (not modified).
+        contract: input format, normalisation, precision and I/O dtype of the graph.
+        batch: a static batch size, or None for a dynamic batch axis.
+        opset: the ONNX opset to target.
+    """
+    graph = ExportGraph(model, contract).eval()
+    onnx_model = _simplify(_torch_export(graph, contract, batch, opset))
+    if contract.precision == "fp16":
+        # Simplified again: the converter appends its Casts out of topological order.
+        onnx_model = _simplify(to_fp16(onnx_model, keep_fp32_io=contract.io_dtype == "fp32"))
+    elif contract.precision != "fp32":
+        raise ExportError(f"--precision {contract.precision}: export writes fp32 or fp16 graphs; "
+                          "INT8 graphs come from 'reid-export calibrate'")
+    check_graph(onnx_model, get_variant(contract.variant).instance_norms, batch is None)
+    onnx_model.producer_name = "reid-trt"
+    onnx_model.producer_version = contract.reid_trt_version
+    del onnx_model.metadata_props[:]
+    onnx.helper.set_model_props(onnx_model, contract.to_metadata())
+    onnx.checker.check_model(onnx_model)
+    return onnx_model
+
+
+def contract_of(model: onnx.ModelProto, source: str = "model") -> Contract:
+    return Contract.from_metadata({p.key: p.value for p in model.metadata_props}, source)

@@ -1,0 +1,31 @@
+"""Precision in the graph: TensorRT 10+ builds strongly typed networks, so the ONNX tensor types
+decide what runs in FP16 (TensorRT 11 and TensorRT-RTX have no FP16 builder flag any more).
+"""
+
+from __future__ import annotations
+
+import onnx
+
+from reid_trt.errors import MissingDependencyError
+
+# InstanceNorm stays FP32: per-instance mean/variance in FP16 is where IN models lose accuracy
+# under reduced precision (TensorRT issue 2691); it is a few cheap layers.
+FP32_OPS = ["InstanceNormalization"]
+
+
+def to_fp16(model: onnx.ModelProto, keep_fp32_io: bool = True) -> onnx.ModelProto:
+    """FP16 weights and activations, except the ops in FP32_OPS (wrapped in Casts)."""
+    try:
+        from onnxruntime.transformers.float16 import convert_float_to_float16
+    except ImportError:
+        raise MissingDependencyError("onnxruntime", "export", "FP16 conversion") from None
+    return convert_float_to_float16(model, keep_io_types=keep_fp32_io, op_block_list=FP32_OPS)
+
+
+def tensor_precisions(model: onnx.ModelProto) -> dict[str, int]:
+    """Initializer count by element type name, e.g. {'FLOAT16': 180, 'FLOAT': 10}."""
+    counts: dict[str, int] = {}
+    for init in model.graph.initializer:
+        name = onnx.TensorProto.DataType.Name(init.data_type)
+        counts[name] = counts.get(name, 0) + 1
+    return counts

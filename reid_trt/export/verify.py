@@ -1,0 +1,117 @@
+"""Parity of an exported graph with PyTorch: ONNX Runtime and the source model on the same crops."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import onnx
+
+from reid_trt import defaults
+from reid_trt.contract import Contract
+from reid_trt.data.synthetic import person_like_crops
+from reid_trt.errors import MissingDependencyError, VerificationError
+from reid_trt.preprocess import preprocess_numpy, resize_bgr
+
+
+@dataclass(frozen=True)
+class ParityReport:
+    crops: int
+    max_abs_diff: float
+    min_cosine: float
+    mean_cosine: float
+    tolerance: float
+
+    @property
+    def passed(self) -> bool:
+        return self.min_cosine >= self.tolerance
+
+    def summary(self) -> str:
+        return (f"{self.crops} crops: min cosine {self.min_cosine:.7f}, mean {self.mean_cosine:.7f}, "
+                f"max |diff| {self.max_abs_diff:.3g} (tolerance: min cosine >= {self.tolerance})")
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "passed": self.passed}
+
+
+def cosine_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    a, b = a.astype(np.float64), b.astype(np.float64)
+    denom = np.maximum(np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1), 1e-12)
+    return (a * b).sum(axis=1) / denom
+
+
+def ort_session(model: onnx.ModelProto | str):
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        raise MissingDependencyError("onnxruntime", "ort", "ONNX verification") from None
+    data = model.SerializeToString() if isinstance(model, onnx.ModelProto) else model
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    return ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
+
+
+def graph_inputs(crops: Sequence[np.ndarray], contract: Contract) -> np.ndarray:
+    """What the graph takes for these crops, per its contract."""
+    size = (contract.height, contract.width)
+    if contract.input_format == "uint8-bgr":
+        return resize_bgr(crops, size)
+    x = preprocess_numpy(crops, size, contract.mean, contract.std)
+    return x.astype(np.float16) if contract.io_dtype == "fp16" else x
+
+
+def run_onnx(session, x: np.ndarray, static_batch: int | None) -> np.ndarray:
+    """Runs `x` through `session`, in chunks of the static batch if the graph has one."""
+    name = session.get_inputs()[0].name
+    if static_batch is None:
+        return session.run(None, {name: x})[0]
+    outs = []
+    for start in range(0, len(x), static_batch):
+        chunk = x[start:start + static_batch]
+        pad = static_batch - len(chunk)
+        if pad:
+            chunk = np.concatenate([chunk, np.repeat(chunk[-1:], pad, axis=0)])
+        outs.append(session.run(None, {name: chunk})[0][:static_batch - pad])
+    return np.concatenate(outs)
+
+
+def torch_embeddings(model, crops: Sequence[np.ndarray], contract: Contract) -> np.ndarray:
+    """The reference: PyTorch on crops preprocessed outside the model, as torchreid does."""
+    import torch
+
+    x = torch.from_numpy(preprocess_numpy(crops, (contract.height, contract.width),
+                                          contract.mean, contract.std))
+    with torch.no_grad():
+        v = model.eval()(x)
+        if contract.normalized:
+            v = torch.nn.functional.normalize(v, dim=1, eps=defaults.L2_EPS)
+    return v.numpy()
+
+
+def verify_against_torch(onnx_model: onnx.ModelProto | str, torch_model, contract: Contract,
+                         crops: Sequence[np.ndarray] | None = None) -> ParityReport:
+    """Compares ONNX Runtime with PyTorch on person-like crops (or the given ones)."""
+    if crops is None:
+        crops = person_like_crops(defaults.VERIFY_CROPS, contract.height, contract.width,
+                                  seed=defaults.VERIFY_SEED)
+    session = ort_session(onnx_model)
+    dim = session.get_inputs()[0].shape[0]
+    got = run_onnx(session, graph_inputs(crops, contract), dim if isinstance(dim, int) else None)
+    want = torch_embeddings(torch_model, crops, contract)
+    cos = cosine_rows(got, want)
+    return ParityReport(
+        crops=len(crops),
+        max_abs_diff=float(np.abs(got.astype(np.float64) - want).max()),
+        min_cosine=float(cos.min()),
+        mean_cosine=float(cos.mean()),
+        tolerance=defaults.MIN_COSINE[contract.precision],
+    )
+
+
+def require_parity(report: ParityReport, what: str) -> None:
+    if not report.passed:
+        raise VerificationError(
+            f"{what} disagrees with PyTorch: {report.summary()}; nothing was written "
+            "(try --precision fp32, or report this with the checkpoint's variant)"
+        )

@@ -1,0 +1,68 @@
+"""Crop preprocessing with NumPy and OpenCV: the one implementation that export verification,
+calibration and the runtime all use, so their inputs never drift apart.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import cv2
+import numpy as np
+
+from reid_trt import defaults
+from reid_trt.errors import ReidTrtError
+
+
+def as_bgr(crop: np.ndarray, index: int = 0) -> np.ndarray:
+    """Checks one crop and returns it as HxWx3 uint8 BGR (grayscale and BGRA are converted)."""
+    if not isinstance(crop, np.ndarray):
+        raise ReidTrtError(f"crop {index} is a {type(crop).__name__}; pass HxWx3 uint8 numpy arrays")
+    if crop.dtype != np.uint8:
+        raise ReidTrtError(
+            f"crop {index} has dtype {crop.dtype}; pass uint8 BGR images as OpenCV reads them "
+            "(convert float images with (img * 255).clip(0, 255).astype(np.uint8))"
+        )
+    if crop.ndim == 2:
+        crop = cv2.cvtColor(crop, cv2.COLOR_GRAY2BGR)
+    elif crop.ndim == 3 and crop.shape[2] == 1:
+        crop = cv2.cvtColor(crop[:, :, 0], cv2.COLOR_GRAY2BGR)
+    elif crop.ndim == 3 and crop.shape[2] == 4:
+        crop = cv2.cvtColor(crop, cv2.COLOR_BGRA2BGR)
+    elif crop.ndim != 3 or crop.shape[2] != 3:
+        raise ReidTrtError(
+            f"crop {index} has shape {crop.shape}; expected HxWx3 BGR (HxW gray and HxWx4 BGRA "
+            "are converted)"
+        )
+    if crop.shape[0] == 0 or crop.shape[1] == 0:
+        raise ReidTrtError(f"crop {index} is empty (shape {crop.shape}); drop zero-size boxes")
+    return crop
+
+
+def resize_bgr(crops: Sequence[np.ndarray], size: tuple[int, int]) -> np.ndarray:
+    """Crops resized to (height, width) with bilinear interpolation, stacked as N,H,W,3 uint8."""
+    height, width = size
+    out = np.empty((len(crops), height, width, 3), dtype=np.uint8)
+    for i, crop in enumerate(crops):
+        crop = as_bgr(crop, i)
+        if crop.shape[:2] == (height, width):
+            out[i] = crop
+        else:
+            cv2.resize(crop, (width, height), dst=out[i], interpolation=cv2.INTER_LINEAR)
+    return out
+
+
+def normalize_nhwc_bgr(batch: np.ndarray, mean: Sequence[float] = defaults.IMAGENET_MEAN,
+                       std: Sequence[float] = defaults.IMAGENET_STD) -> np.ndarray:
+    """N,H,W,3 uint8 BGR to N,3,H,W float32 RGB, ImageNet-normalised."""
+    scale = 1.0 / (255.0 * np.asarray(std, dtype=np.float32))
+    shift = -np.asarray(mean, dtype=np.float32) / np.asarray(std, dtype=np.float32)
+    rgb = batch[..., ::-1].astype(np.float32)
+    out = rgb * scale + shift
+    return np.ascontiguousarray(out.transpose(0, 3, 1, 2))
+
+
+def preprocess_numpy(crops: Sequence[np.ndarray], size: tuple[int, int] = (
+        defaults.INPUT_HEIGHT, defaults.INPUT_WIDTH), mean: Sequence[float] = defaults.IMAGENET_MEAN,
+        std: Sequence[float] = defaults.IMAGENET_STD) -> np.ndarray:
+    """BGR crops of any size to the float N,3,H,W tensor torchreid models take."""
+    return normalize_nhwc_bgr(resize_bgr(crops, size), mean, std)
