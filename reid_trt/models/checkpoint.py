@@ -5,6 +5,7 @@ not fit: a model never runs on silently random weights.
 from __future__ import annotations
 
 import pickle
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,13 +38,16 @@ def load_state_dict(path: Path | str, trust: bool = False) -> dict[str, torch.Te
     try:
         obj = torch.load(path, map_location="cpu", weights_only=not trust)
     except pickle.UnpicklingError as e:
-        if not trust and "weights only" in str(e).lower():
+        found = re.search(r"Unsupported global: GLOBAL (\S+)", str(e))
+        if found and not trust:
             raise CheckpointError(
-                f"{path} holds pickled Python objects that safe loading refuses "
-                f"({str(e).splitlines()[-1].strip()[:120]}); if you trust its source, pass "
-                "--trust-checkpoint"
+                f"{path} holds pickled Python objects ({found.group(1)}) that safe loading "
+                "refuses; if you trust its source, pass --trust-checkpoint"
             ) from None
-        raise CheckpointError(f"{path} is not a readable PyTorch checkpoint (corrupt?): {e}") from None
+        reason = str(e).strip().splitlines()[-3 if found is None else 0][:160]
+        raise CheckpointError(
+            f"{path} is not a readable PyTorch checkpoint (truncated or corrupt?): {reason}"
+        ) from None
     except (EOFError, RuntimeError, ValueError, OSError) as e:
         reason = str(e).splitlines()[0][:160] if str(e) else type(e).__name__
         raise CheckpointError(

@@ -1,0 +1,1 @@
+"""Command-line front ends: option parsing only; the work is done by library functions."""

@@ -1,0 +1,83 @@
+"""Shared fixtures: the real test data in ../shared/data, generated checkpoints, torchreid."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import sys
+import tarfile
+import types
+from pathlib import Path
+
+import pytest
+
+from reid_trt import defaults
+
+ROOT = Path(__file__).resolve().parents[1]
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+# torchreid's own model files, as the reference for faithfulness (fetched by `make test`).
+TORCHREID_SDIST = Path(os.environ.get("REID_TRT_TORCHREID_SDIST",
+                                      ROOT / ".cache" / "torchreid-0.2.5.tar.gz"))
+SMALL = (128, 64)  # input size for the variant matrix: same graph, a quarter of the compute
+
+
+def need(path: Path, what: str) -> Path:
+    """`path` if it exists; else skip locally, but fail in CI, where it must be there."""
+    if path.exists():
+        return path
+    message = f"{what} not found at {path}"
+    if IN_CI:
+        pytest.fail(f"{message} (CI must have it)")
+    pytest.skip(message)
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    default = ROOT.parent / "shared" / "data"
+    return need(Path(os.environ.get(defaults.DATA_ENV, default)), "shared test data")
+
+
+@pytest.fixture(scope="session")
+def real_weights(shared_data) -> dict[str, Path]:
+    return {name: need(shared_data / "weights" / f"osnet_x0_25_{name}.pth", "real weights")
+            for name in ("msmt17", "market1501")}
+
+
+@pytest.fixture(scope="session")
+def market_crops(shared_data):
+    from reid_trt.data.folder import read_crops
+
+    return read_crops(need(shared_data / "reid" / "market1501", "Market-1501 crops"))
+
+
+@pytest.fixture(scope="session")
+def torchreid() -> types.SimpleNamespace:
+    """torchreid's osnet.py and osnet_ain.py, imported straight from its PyPI sdist."""
+    need(TORCHREID_SDIST, "torchreid sdist (make test downloads it)")
+    modules = {}
+    with tarfile.open(TORCHREID_SDIST) as tar:
+        for name in ("osnet", "osnet_ain"):
+            member = tar.getmember(f"torchreid-0.2.5/torchreid/reid/models/{name}.py")
+            source = tar.extractfile(member).read().decode()
+            spec = importlib.util.spec_from_loader(f"torchreid_ref_{name}", loader=None)
+            module = importlib.util.module_from_spec(spec)
+            sys.modules[spec.name] = module
+            exec(compile(source, member.name, "exec"), module.__dict__)
+            modules[name] = module
+    return types.SimpleNamespace(**modules)
+
+
+@pytest.fixture(scope="session")
+def generated_checkpoint(tmp_path_factory):
+    """factory(variant) -> path of a torchreid-style checkpoint with generated weights."""
+    from reid_trt.demo import write_generated_checkpoint
+
+    folder = tmp_path_factory.mktemp("generated")
+    cache: dict[str, Path] = {}
+
+    def make(variant: str) -> Path:
+        if variant not in cache:
+            cache[variant] = write_generated_checkpoint(folder / f"{variant}.pth", variant)
+        return cache[variant]
+
+    return make
