@@ -20,8 +20,13 @@ def check_writable(path: Path, option: str = "-o") -> Path:
         raise OutputPathError(f"{path} is a directory; pass a file name to {option}")
     if not parent.is_dir():
         raise OutputPathError(f"{parent} does not exist; create it or pass another path to {option}")
-    if not os.access(parent, os.W_OK):
-        raise OutputPathError(f"{parent} is not writable; pass another path to {option}")
+    # Try it: os.access says yes to root on read-only mounts and special filesystems.
+    try:
+        with tempfile.TemporaryFile(dir=parent):
+            pass
+    except OSError as e:
+        raise OutputPathError(f"{parent} is not writable ({e.strerror}); pass another path to "
+                              f"{option}") from None
     return path
 
 

@@ -11,8 +11,9 @@ from rich.console import Console
 
 from reid_trt.errors import ReidTrtError
 
-console = Console(highlight=False)
-err_console = Console(stderr=True, highlight=False)
+# soft_wrap: long paths stay on one line (copyable, greppable) instead of wrapping at 80 columns.
+console = Console(highlight=False, soft_wrap=True)
+err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 def fails_cleanly(fn):
@@ -23,7 +24,7 @@ def fails_cleanly(fn):
         try:
             return fn(*args, **kwargs)
         except ReidTrtError as e:
-            err_console.print(f"[bold red]error:[/] {e}", soft_wrap=True)
+            err_console.print(f"[bold red]error:[/] {e}")
             raise typer.Exit(1) from None
         except KeyboardInterrupt:
             err_console.print("[bold red]interrupted[/]: nothing was written")

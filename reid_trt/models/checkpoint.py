@@ -38,7 +38,7 @@ def load_state_dict(path: Path | str, trust: bool = False) -> dict[str, torch.Te
     try:
         obj = torch.load(path, map_location="cpu", weights_only=not trust)
     except pickle.UnpicklingError as e:
-        found = re.search(r"Unsupported global: GLOBAL (\S+)", str(e))
+        found = re.search(r"unsupported (?:global: )?GLOBAL (\S+)", str(e), re.IGNORECASE)
         if found and not trust:
             raise CheckpointError(
                 f"{path} holds pickled Python objects ({found.group(1)}) that safe loading "

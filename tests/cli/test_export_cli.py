@@ -1,0 +1,99 @@
+"""`reid-export` through Typer's runner: output, exit codes, one-line errors, nothing written."""
+
+import os
+
+import onnx
+import torch
+from typer.testing import CliRunner
+
+from reid_trt.cli.export import app
+from tests.conftest import SMALL
+
+runner = CliRunner()
+SMALL_SIZE = f"{SMALL[0]}x{SMALL[1]}"
+
+
+def invoke(*args):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+def one_line_error(result, *fragments):
+    assert result.exit_code == 1, result.output
+    text = result.stderr.strip()
+    assert text.startswith("error:") and "\n" not in text, text
+    assert "Traceback" not in result.output
+    for fragment in fragments:
+        assert fragment in text, text
+
+
+def test_onnx_then_verify_real_weights(real_weights, shared_data, tmp_path):
+    out = tmp_path / "msmt.onnx"
+    crops = shared_data / "reid" / "market1501"
+    result = invoke("onnx", "-w", real_weights["msmt17"], "-o", out, "--verify-data", crops)
+    assert result.exit_code == 0, result.output
+    assert "variant     osnet_x0_25" in result.stdout and "16 stem channels" in result.stdout
+    assert "9 crops: min cosine" in result.stdout and f"wrote       {out}" in result.stdout
+    assert onnx.load(out).graph.output[0].name == "embeddings"
+
+    result = invoke("verify", "--onnx", out, "-w", real_weights["msmt17"])
+    assert result.exit_code == 0 and result.stdout.strip().endswith("ok"), result.output
+    # The graph of one checkpoint does not verify against the other's weights.
+    result = invoke("verify", "--onnx", out, "-w", real_weights["market1501"])
+    one_line_error(result, "disagrees with PyTorch")
+
+
+def test_default_output_name(generated_checkpoint, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    weights = generated_checkpoint("osnet_x0_25")
+    result = invoke("onnx", "-w", weights, "--precision", "fp16", "--input-size", SMALL_SIZE,
+                    "--static-batch", "--batch", "2", "--input", "uint8-bgr", "--normalize")
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "osnet_x0_25.fp16.onnx").is_file()
+
+
+def test_bad_inputs_one_line_nothing_written(generated_checkpoint, tmp_path):
+    weights = generated_checkpoint("osnet_x0_25")
+    out = tmp_path / "out" / "m.onnx"
+    (tmp_path / "out").mkdir()
+
+    one_line_error(invoke("onnx", "-w", tmp_path / "missing.pth", "-o", out),
+                   "missing.pth: no such file")
+    truncated = tmp_path / "truncated.pth"
+    truncated.write_bytes(weights.read_bytes()[:5000])
+    one_line_error(invoke("onnx", "-w", truncated, "-o", out), "truncated.pth",
+                   "not a readable PyTorch checkpoint")
+    one_line_error(invoke("onnx", "-w", weights, "-o", out, "--variant", "osnet_x1_0"),
+                   "does not fit osnet_x1_0", "looks like osnet_x0_25")
+    foreign = tmp_path / "resnet.pth"
+    torch.save({"conv1.weight": torch.zeros(64, 3, 7, 7)}, foreign)
+    one_line_error(invoke("onnx", "-w", foreign, "-o", out), "not an OSNet state dict")
+    pickled = tmp_path / "pickled.pth"
+    torch.save({"state_dict": torch.load(weights)["state_dict"], "cfg": os.environ.__class__},
+               pickled)
+    one_line_error(invoke("onnx", "-w", pickled, "-o", out), "--trust-checkpoint")
+    one_line_error(invoke("onnx", "-w", weights, "-o", tmp_path / "nodir" / "m.onnx"),
+                   "nodir does not exist")
+    one_line_error(invoke("onnx", "-w", weights, "-o", tmp_path), "is a directory")
+    one_line_error(invoke("onnx", "-w", weights, "-o", out, "--precision", "int8"),
+                   "--precision int8")
+    assert list((tmp_path / "out").iterdir()) == []
+
+
+def test_unwritable_output(generated_checkpoint, tmp_path):
+    # /proc refuses new files for everybody, root included (a 0o500 folder would not stop root).
+    one_line_error(invoke("onnx", "-w", generated_checkpoint("osnet_x0_25"), "-o",
+                          "/proc/m.onnx"), "/proc")
+
+
+def test_bad_input_size_is_a_usage_error(generated_checkpoint):
+    result = invoke("onnx", "-w", generated_checkpoint("osnet_x0_25"), "--input-size", "256")
+    assert result.exit_code == 2 and "HEIGHTxWIDTH" in result.output
+
+
+def test_demo_runs_on_generated_weights(tmp_path):
+    result = invoke("demo", "-o", tmp_path, "--variant", "osnet_ain_x0_25")
+    assert result.exit_code == 0, result.output
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert names == ["osnet_ain_x0_25.fp16.onnx", "osnet_ain_x0_25.fp16.uint8.onnx",
+                     "osnet_ain_x0_25.fp32.onnx", "osnet_ain_x0_25_generated.pth"]
+    assert "ONNX Runtime vs PyTorch" in result.stdout

@@ -1,0 +1,164 @@
+"""Exported graphs: clean structure, parity with PyTorch, preprocessing and normalisation inside."""
+
+import numpy as np
+import onnx
+import pytest
+import torch
+
+from reid_trt.contract import Contract
+from reid_trt.data.synthetic import person_like_crops
+from reid_trt.errors import ExportError, ReidTrtError, VerificationError
+from reid_trt.export.api import ExportConfig, export_onnx
+from reid_trt.export.checks import batch_dim, grouped_conv_count, op_counts
+from reid_trt.export.onnx_export import contract_of
+from reid_trt.export.verify import ParityReport, graph_inputs, ort_session, require_parity
+from reid_trt.models import VARIANTS
+from reid_trt.models.checkpoint import load_model
+from reid_trt.preprocess import preprocess_numpy
+from tests.conftest import SMALL
+
+
+def elem_type(value) -> int:
+    return value.type.tensor_type.elem_type
+
+
+@pytest.mark.parametrize("precision", ["fp32", "fp16"])
+@pytest.mark.parametrize("variant", list(VARIANTS))
+def test_every_variant_exports_clean_and_verifies(variant, precision, generated_checkpoint,
+                                                  tmp_path):
+    config = ExportConfig(precision=precision, height=SMALL[0], width=SMALL[1])
+    result = export_onnx(generated_checkpoint(variant), tmp_path / "m.onnx", config)
+
+    assert result.variant == variant
+    assert result.parity.min_cosine >= {"fp32": 0.99999, "fp16": 0.999}[precision]
+    model = onnx.load(result.path)
+    counts = op_counts(model)
+    assert counts["BatchNormalization"] == 0
+    assert counts["InstanceNormalization"] == VARIANTS[variant].instance_norms
+    assert not {"Shape", "Gather", "Concat", "Reshape"} & set(counts)
+    # 3 streams x (1+2+3+4) light convs per block, 6 blocks: all depthwise.
+    assert grouped_conv_count(model) == 60
+    assert batch_dim(model) == "batch"
+    assert elem_type(model.graph.input[0]) == onnx.TensorProto.FLOAT
+    if precision == "fp16":
+        conv = next(n for n in model.graph.node if n.op_type == "Conv")
+        weights = {i.name: i for i in model.graph.initializer}
+        assert weights[conv.input[1]].data_type == onnx.TensorProto.FLOAT16
+        # InstanceNorm computes in FP32 (TensorRT issue 2691): its scale is an FP32 tensor.
+        for node in (n for n in model.graph.node if n.op_type == "InstanceNormalization"):
+            assert weights[node.input[1]].data_type == onnx.TensorProto.FLOAT
+
+
+def test_metadata_carries_the_contract(generated_checkpoint, tmp_path):
+    weights = generated_checkpoint("osnet_ain_x0_25")
+    config = ExportConfig(precision="fp16", input_format="uint8-bgr", normalize=True)
+    result = export_onnx(weights, tmp_path / "m.onnx", config)
+    contract = contract_of(onnx.load(result.path))
+    assert contract == result.contract
+    assert (contract.variant, contract.layout, contract.colour_order) == (
+        "osnet_ain_x0_25", "NHWC", "BGR")
+    assert contract.normalized and contract.precision == "fp16"
+    assert contract.mean == (0.485, 0.456, 0.406) and contract.embedding_dim == 512
+    import hashlib
+    assert contract.weights_sha256 == hashlib.sha256(weights.read_bytes()).hexdigest()
+    meta = {p.key: p.value for p in onnx.load(result.path).metadata_props}
+    assert meta["reid_trt.reid_trt_version"] == '"0.1.0"'
+
+
+@pytest.mark.parametrize("precision", ["fp32", "fp16"])
+def test_uint8_bgr_input_and_normalize_equal_outside_preprocessing(real_weights, market_crops,
+                                                                   precision, tmp_path):
+    """The baked-in graph on raw crops == PyTorch on crops preprocessed outside, normalised."""
+    weights = real_weights["market1501"]
+    config = ExportConfig(precision=precision, input_format="uint8-bgr", normalize=True)
+    result = export_onnx(weights, tmp_path / "m.onnx", config, verify_crops=market_crops)
+    session = ort_session(str(result.path))
+    inp = session.get_inputs()[0]
+    assert inp.type == "tensor(uint8)" and inp.shape[1:] == [256, 128, 3]
+    got = session.run(None, {inp.name: graph_inputs(market_crops, result.contract)})[0]
+
+    model = load_model(weights).model
+    with torch.no_grad():
+        want = model(torch.from_numpy(preprocess_numpy(market_crops)))
+    want = torch.nn.functional.normalize(want, dim=1).numpy()
+    np.testing.assert_allclose(np.linalg.norm(got, axis=1), 1.0, atol=1e-3)
+    cos = (got * want).sum(axis=1)
+    assert cos.min() >= (0.99999 if precision == "fp32" else 0.999)
+
+
+def test_real_weights_verify_on_real_crops(real_weights, market_crops, tmp_path):
+    for name, weights in real_weights.items():
+        result = export_onnx(weights, tmp_path / f"{name}.onnx", verify_crops=market_crops)
+        assert result.parity.crops == 9 and result.parity.min_cosine >= 0.99999
+
+
+def test_static_batch_and_fp16_io(generated_checkpoint, tmp_path):
+    config = ExportConfig(precision="fp16", io_dtype="fp16", batch=4, height=SMALL[0],
+                          width=SMALL[1])
+    result = export_onnx(generated_checkpoint("osnet_x0_25"), tmp_path / "m.onnx", config)
+    model = onnx.load(result.path)
+    assert batch_dim(model) == 4
+    assert elem_type(model.graph.input[0]) == onnx.TensorProto.FLOAT16
+    assert elem_type(model.graph.output[0]) == onnx.TensorProto.FLOAT16
+    assert result.parity.crops == 8  # run as two batches of 4
+
+
+@pytest.mark.parametrize("config,message", [
+    (ExportConfig(precision="int8"), "--precision int8"),
+    (ExportConfig(io_dtype="fp16"), "--io-dtype fp16 needs --precision fp16"),
+    (ExportConfig(input_format="rgb"), "--input rgb"),
+    (ExportConfig(height=250), "--input-size 250x128"),
+    (ExportConfig(batch=0), "--batch 0"),
+    (ExportConfig(variant="osnet_x9"), "unknown variant 'osnet_x9'"),
+])
+def test_bad_options_write_nothing(generated_checkpoint, tmp_path, config, message):
+    out = tmp_path / "m.onnx"
+    with pytest.raises(ReidTrtError, match=message):
+        export_onnx(generated_checkpoint("osnet_x0_25"), out, config)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_failed_verification_writes_nothing(generated_checkpoint, tmp_path):
+    """Real disagreement: an fc scaled so its FP16 outputs overflow to inf."""
+    checkpoint = torch.load(generated_checkpoint("osnet_x0_25"), weights_only=True)
+    checkpoint["state_dict"]["fc.0.weight"] *= 1e5
+    weights = tmp_path / "overflow.pth"
+    torch.save(checkpoint, weights)
+    out = tmp_path / "m.onnx"
+    with pytest.raises(VerificationError, match="disagrees with PyTorch.*nothing was written"):
+        export_onnx(weights, out, ExportConfig(precision="fp16", height=SMALL[0], width=SMALL[1]))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["overflow.pth"]
+    # The same weights are fine in FP32.
+    assert export_onnx(weights, out, ExportConfig(height=SMALL[0], width=SMALL[1])).path == out
+
+
+def test_require_parity_passes_good_reports():
+    good = ParityReport(crops=8, max_abs_diff=1e-6, min_cosine=1.0, mean_cosine=1.0,
+                        tolerance=0.99999)
+    require_parity(good, "x")  # does not raise
+    assert good.to_dict()["passed"] is True
+
+
+def test_graph_check_rejects_unfolded_batchnorm():
+    from reid_trt.export.checks import check_graph
+
+    node = onnx.helper.make_node("BatchNormalization", ["x", "s", "b", "m", "v"], ["y"])
+    x = onnx.helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, ["batch", 3, 8, 8])
+    y = onnx.helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, ["batch", 3, 8, 8])
+    model = onnx.helper.make_model(onnx.helper.make_graph([node], "g", [x], [y]))
+    with pytest.raises(ExportError, match="1 BatchNormalization nodes left unfolded"):
+        check_graph(model, instance_norms=0, dynamic_batch=True)
+
+
+def test_contract_round_trip():
+    c = Contract("osnet_x1_0", input_format="uint8-bgr", normalized=True, precision="fp16")
+    assert Contract.from_metadata(c.to_metadata()) == c
+    with pytest.raises(ReidTrtError, match="no reid-trt metadata"):
+        Contract.from_metadata({"other": "1"}, "m.onnx")
+
+
+def test_synthetic_crops_are_reproducible_and_varied():
+    a, b = person_like_crops(4, seed=1), person_like_crops(4, seed=1)
+    assert all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
+    assert a[0].shape == (256, 128, 3) and a[0].dtype == np.uint8
+    assert not np.array_equal(a[0], a[1]) and a[0].std() > 20
