@@ -23,8 +23,9 @@ class ExportGraph(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.uint8_bgr:
             # N,H,W,3 uint8 BGR (OpenCV crops) -> N,3,H,W float; the rest is folded into conv1.
-            # contiguous(): channels-last strides would make the exporter emit as_strided gathers.
-            x = x.permute(0, 3, 1, 2).contiguous().float() + self.shift
+            # Cast before Transpose: TensorRT allows UINT8 only into a Cast. contiguous(): with
+            # channels-last strides the exporter would emit as_strided gathers.
+            x = x.float().permute(0, 3, 1, 2).contiguous() + self.shift
         v = self.model(x)
         if self.normalize:
             v = v / torch.linalg.vector_norm(v, dim=1, keepdim=True).clamp_min(defaults.L2_EPS)

@@ -37,6 +37,8 @@ def _torch_export(graph: ExportGraph, contract: Contract, batch: int | None,
                                         output_names=[contract.output_name],
                                         dynamic_shapes=dynamic_shapes, optimize=True,
                                         external_data=False)
+    except ModuleNotFoundError as e:
+        raise MissingDependencyError(e.name or "onnxscript", "export", "torch.onnx export") from e
     except Exception as e:
         raise ExportError(f"torch.onnx.export failed for {contract.variant}: "
                           f"{type(e).__name__}: {str(e).splitlines()[0][:300]}") from e

@@ -10,7 +10,9 @@ from reid_trt.errors import MissingDependencyError
 
 # InstanceNorm stays FP32: per-instance mean/variance in FP16 is where IN models lose accuracy
 # under reduced precision (TensorRT issue 2691); it is a few cheap layers.
-FP32_OPS = ["InstanceNormalization"]
+# The L2 normalisation (ReduceL2, Clip, Div: in OSNet graphs they occur nowhere else) too: a sum
+# of 512 squares can pass FP16's 65504, and its 1e-12 epsilon underflows to zero.
+FP32_OPS = ["InstanceNormalization", "ReduceL2", "Clip", "Div"]
 
 
 def to_fp16(model: onnx.ModelProto, keep_fp32_io: bool = True) -> onnx.ModelProto:
