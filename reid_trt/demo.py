@@ -22,6 +22,8 @@ def write_generated_checkpoint(path: Path, variant: str, seed: int = 0) -> Path:
 
 
 def run_demo(output_dir: Path, variant: str, console: Console) -> list:
+    from reid_trt.engine.build import engine_from_onnx
+    from reid_trt.errors import MissingDependencyError
     from reid_trt.export.api import ExportConfig, export_onnx
     from reid_trt.fileio import check_writable
 
@@ -45,4 +47,17 @@ def run_demo(output_dir: Path, variant: str, console: Console) -> list:
         table.add_row(label, str(r.path), f"{p.min_cosine:.7f}", f"{p.mean_cosine:.7f}",
                       f"{p.max_abs_diff:.3g}")
     console.print(table)
+
+    step = len(steps) + 2
+    fp16 = results[1][1].path
+    console.print(f"[bold]{step}.[/] build a strongly typed TensorRT engine from the fp16 graph")
+    try:
+        built = engine_from_onnx(fp16, fp16.with_suffix(".plan"))
+    except MissingDependencyError as e:
+        console.print(f"    skipped: {e}")
+    else:
+        m = built.manifest
+        console.print(f"    {built.trt_label}: {m.precision}, batch {m.profile['min']}..."
+                      f"{m.profile['max']}, {m.engine_bytes / 2**20:.1f} MiB in "
+                      f"{m.build_seconds:.1f} s -> {built.engine} (+ manifest)")
     return results

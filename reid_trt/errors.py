@@ -24,11 +24,10 @@ class VerificationError(ReidTrtError):
 class MissingDependencyError(ReidTrtError):
     """An optional package is needed for this step."""
 
-    def __init__(self, package: str, extra: str, purpose: str):
-        super().__init__(
-            f"{purpose} needs the Python package '{package}': "
-            f"pip install 'reid-trt[{extra}]' (or pip install {package})"
-        )
+    def __init__(self, package: str, extra: str | None, purpose: str, alternative: str = ""):
+        how = f"pip install 'reid-trt[{extra}]' (or pip install {package})" if extra else \
+            f"pip install {package}"
+        super().__init__(f"{purpose} needs the Python package '{package}': {how}{alternative}")
 
 
 class OutputPathError(ReidTrtError):

@@ -42,7 +42,7 @@ def test_every_help_runs_without_optional_packages():
 from typer.testing import CliRunner
 from reid_trt.cli.export import app
 r = CliRunner()
-for args in ([], ["onnx"], ["verify"], ["demo"]):
+for args in ([], ["onnx"], ["verify"], ["trt"], ["inspect"], ["demo"]):
     res = r.invoke(app, args + ["--help"])
     assert res.exit_code == 0 and "Usage" in res.output, (args, res.output)
 print("ok")

@@ -89,6 +89,69 @@ def verify_cmd(
     console.print("[green]ok[/]")
 
 
+@app.command("trt")
+@fails_cleanly
+def trt_cmd(
+    onnx_path: Annotated[Path | None, typer.Option("--onnx", help="Graph from reid-export "
+                                                   "onnx/calibrate; its precision is kept.")] = None,
+    weights: Annotated[Path | None, typer.Option("--weights", "-w", help="Or a torchreid "
+                                                 "checkpoint: exported (and verified) first.")] = None,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Engine path "
+                                                "(default: <onnx stem>.plan).")] = None,
+    precision: Annotated[str | None, typer.Option(
+        help="fp32|fp16|int8. With --onnx: must match the graph (default: the graph's).")] = None,
+    min_batch: Annotated[int | None, typer.Option(help="Profile minimum batch [1].")] = None,
+    opt_batch: Annotated[int | None, typer.Option(help="Profile optimum batch [16].")] = None,
+    max_batch: Annotated[int | None, typer.Option(help="Profile maximum batch [64].")] = None,
+    timing_cache: Annotated[Path | None, typer.Option(help="Loaded if present, saved after.")] = None,
+    workspace: Annotated[int | None, typer.Option(help="Workspace limit in MiB.")] = None,
+    opt_level: Annotated[int | None, typer.Option(help="Builder optimisation level 0-5.")] = None,
+    dla_core: Annotated[int | None, typer.Option(help="Jetson DLA core (GPU fallback on).")] = None,
+    trt: Annotated[str, typer.Option("--trt", help="auto|tensorrt|rtx.")] = "auto",
+    instancenorm: Annotated[str, typer.Option(help="native|plugin InstanceNorm.")] = "native",
+    compute_capability: Annotated[list[str] | None, typer.Option(
+        help="TensorRT-RTX target, repeatable (e.g. sm75 for Turing).")] = None,
+    hardware_compatibility: Annotated[str | None, typer.Option(
+        help="Full TensorRT: ampere_plus for one engine across Ampere and later.")] = None,
+    verify_data: VerifyData = None,
+    trust_checkpoint: TrustCheckpoint = False,
+):
+    """Build a strongly typed TensorRT engine and its manifest (model.plan + model.plan.json)."""
+    from reid_trt.engine.api import build_from_onnx_or_weights
+    from reid_trt.engine.build import BuildConfig
+
+    config = BuildConfig(precision=precision, min_batch=min_batch, opt_batch=opt_batch,
+                         max_batch=max_batch, workspace_mib=workspace, opt_level=opt_level,
+                         timing_cache=timing_cache, dla_core=dla_core, trt=trt,
+                         instancenorm=instancenorm,
+                         compute_capabilities=tuple(compute_capability or ()),
+                         hardware_compatibility=hardware_compatibility)
+    with console.status("building engine"):
+        exported, result = build_from_onnx_or_weights(onnx_path, weights, output, config,
+                                                      _crops(verify_data), trust_checkpoint)
+    if exported is not None:
+        _print_export(exported)
+    m = result.manifest
+    console.print(f"built       {result.trt_label}: {m.precision}, batch {m.profile['min']}.."
+                  f"{m.profile['max']} (opt {m.profile['opt']}), InstanceNorm {m.instancenorm}, "
+                  f"{m.engine_bytes / 2**20:.1f} MiB in {m.build_seconds:.1f} s")
+    console.print(f"targets     {m.targets}")
+    for note in result.notes:
+        console.print(f"note        {note}")
+    console.print(f"[green]wrote[/]       {result.engine} (+ {result.engine.name}.json)")
+
+
+@app.command("inspect")
+@fails_cleanly
+def inspect_cmd(path: Annotated[Path, typer.Argument(help=".onnx, or .plan/.engine with its "
+                                                      "manifest.")]):
+    """Show I/O, precision and the preprocessing contract of a graph or an engine."""
+    from reid_trt.engine.inspect import describe
+
+    for key, value in describe(path).items():
+        console.print(f"{key:<14}{value}", markup=False)
+
+
 @app.command("demo")
 @fails_cleanly
 def demo_cmd(

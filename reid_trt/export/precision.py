@@ -31,3 +31,13 @@ def tensor_precisions(model: onnx.ModelProto) -> dict[str, int]:
         name = onnx.TensorProto.DataType.Name(init.data_type)
         counts[name] = counts.get(name, 0) + 1
     return counts
+
+
+def graph_precision(model: onnx.ModelProto) -> str:
+    """What a strongly typed build of this graph computes in: 'int8', 'fp16' or 'fp32'."""
+    ops = {node.op_type for node in model.graph.node}
+    if {"QuantizeLinear", "DequantizeLinear"} & ops:
+        return "int8"
+    conv_weights = {node.input[1] for node in model.graph.node if node.op_type == "Conv"}
+    types = {init.data_type for init in model.graph.initializer if init.name in conv_weights}
+    return "fp16" if onnx.TensorProto.FLOAT16 in types else "fp32"

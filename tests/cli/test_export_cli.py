@@ -94,6 +94,32 @@ def test_demo_runs_on_generated_weights(tmp_path):
     result = invoke("demo", "-o", tmp_path, "--variant", "osnet_ain_x0_25")
     assert result.exit_code == 0, result.output
     names = sorted(p.name for p in tmp_path.iterdir())
-    assert names == ["osnet_ain_x0_25.fp16.onnx", "osnet_ain_x0_25.fp16.uint8.onnx",
+    assert names == ["osnet_ain_x0_25.fp16.onnx", "osnet_ain_x0_25.fp16.plan",
+                     "osnet_ain_x0_25.fp16.plan.json", "osnet_ain_x0_25.fp16.uint8.onnx",
                      "osnet_ain_x0_25.fp32.onnx", "osnet_ain_x0_25_generated.pth"]
-    assert "ONNX Runtime vs PyTorch" in result.stdout
+    assert "ONNX Runtime vs PyTorch" in result.stdout and "TensorRT-RTX" in result.stdout
+
+
+def test_trt_from_weights_then_inspect(real_weights, tmp_path):
+    engine = tmp_path / "x025.plan"
+    result = invoke("trt", "-w", real_weights["msmt17"], "--precision", "fp16", "-o", engine,
+                    "--max-batch", "32", "--opt-batch", "8")
+    assert result.exit_code == 0, result.output
+    assert "built       TensorRT-RTX" in result.stdout and "batch 1..32 (opt 8)" in result.stdout
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["x025.onnx", "x025.plan",
+                                                          "x025.plan.json"]
+    shown = invoke("inspect", engine)
+    assert shown.exit_code == 0, shown.output
+    assert "precision     fp16" in shown.stdout and "engine sha256" in shown.stdout
+    assert "layers        unavailable here" in shown.stdout  # no GPU on CI machines
+    shown = invoke("inspect", tmp_path / "x025.onnx")
+    assert "inputs        images FLOAT [batch, 3, 256, 128]" in shown.stdout
+
+
+def test_trt_errors(real_weights, tmp_path):
+    one_line_error(invoke("trt", "-o", tmp_path / "m.plan"), "exactly one of --onnx")
+    one_line_error(invoke("trt", "-w", real_weights["msmt17"], "--precision", "int8",
+                          "-o", tmp_path / "m.plan"), "needs calibration")
+    one_line_error(invoke("trt", "--onnx", tmp_path / "none.onnx"), "none.onnx: no such file")
+    one_line_error(invoke("inspect", tmp_path / "m.txt"), "inspect takes .onnx")
+    assert list(tmp_path.iterdir()) == []

@@ -1,0 +1,105 @@
+"""Everything that differs between TensorRT 10.x, 11.x and TensorRT-RTX lives here.
+
+All three build strongly typed networks from ONNX through the same Python API; they differ in the
+module name, in what the builder can target (DLA, hardware compatibility, compute capabilities)
+and in what they have dropped (weak typing in 11, timing caches and plugins in RTX).
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from types import ModuleType
+
+from packaging.version import Version
+
+from reid_trt.errors import MissingDependencyError, ReidTrtError
+
+FLAVOURS = {"tensorrt": "tensorrt", "rtx": "tensorrt_rtx"}
+RTX_DEFAULT_TARGETS = "8.0, 8.6, 8.9, 12.0 (Ampere and later; TensorRT-RTX default)"
+MIN_TENSORRT = Version("10.0")
+
+
+@dataclass(frozen=True)
+class Trt:
+    """The TensorRT module in use and what it can do."""
+
+    module: ModuleType
+    flavour: str  # "tensorrt" or "rtx"
+
+    @property
+    def version(self) -> str:
+        return self.module.__version__
+
+    @property
+    def is_rtx(self) -> bool:
+        return self.flavour == "rtx"
+
+    @property
+    def label(self) -> str:
+        return f"{'TensorRT-RTX' if self.is_rtx else 'TensorRT'} {self.version}"
+
+    @property
+    def has_dla(self) -> bool:
+        return not self.is_rtx  # RTX targets desktop GPUs only
+
+    @property
+    def has_timing_cache(self) -> bool:
+        # RTX: a timing cache forces a GPU query at build time and does not affect the engine.
+        return not self.is_rtx
+
+    @property
+    def has_instancenorm_plugin(self) -> bool:
+        return not self.is_rtx  # RTX ships no plugin library
+
+    def strongly_typed_flags(self) -> int:
+        return 1 << int(self.module.NetworkDefinitionCreationFlag.STRONGLY_TYPED)
+
+
+def _import(flavour: str) -> Trt | None:
+    try:
+        module = importlib.import_module(FLAVOURS[flavour])
+    except ImportError:
+        return None
+    return Trt(module, flavour)
+
+
+def load_trt(flavour: str = "auto") -> Trt:
+    """The TensorRT flavour to build with: 'tensorrt', 'rtx', or 'auto' (full TensorRT first)."""
+    if flavour not in ("auto", *FLAVOURS):
+        raise ReidTrtError(f"--trt {flavour}: choose auto, tensorrt or rtx")
+    for candidate in (("tensorrt", "rtx") if flavour == "auto" else (flavour,)):
+        trt = _import(candidate)
+        if trt is None:
+            continue
+        if not trt.is_rtx and Version(trt.version) < MIN_TENSORRT:
+            raise ReidTrtError(
+                f"TensorRT {trt.version} is too old: strongly typed ONNX engines need TensorRT "
+                f">= {MIN_TENSORRT} (JetPack 6.1+); upgrade, or pass --trt rtx")
+        return trt
+    purpose = "building engines (no TensorRT found)"
+    if flavour == "tensorrt":
+        raise MissingDependencyError("tensorrt", None, purpose,
+                                     " (full TensorRT 10+: JetPack 6.1+ or NVIDIA's index)")
+    raise MissingDependencyError("tensorrt-rtx-cu13", "rtx", purpose,
+                                 "; on Jetson use JetPack's full TensorRT 10+ (--trt tensorrt)")
+
+
+def collecting_logger(trt: Trt):
+    """A TensorRT logger that prints nothing: warnings are kept for the manifest, errors for our
+    own messages (TensorRT's default logger writes CUDA errors to stderr on GPU-less machines)."""
+    module = trt.module
+
+    class CollectingLogger(module.ILogger):
+        def __init__(self):
+            module.ILogger.__init__(self)
+            self.warnings: list[str] = []
+            self.errors: list[str] = []
+
+        def log(self, severity, msg):
+            if severity <= module.ILogger.Severity.ERROR:
+                self.errors.append(msg)
+            elif severity == module.ILogger.Severity.WARNING:
+                self.warnings.append(msg)
+
+    return CollectingLogger()

@@ -1,0 +1,104 @@
+"""What a graph or an engine is: I/O, precision, contract; per-layer detail where a GPU allows."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+from reid_trt.errors import ReidTrtError
+
+ENGINE_SUFFIXES = (".plan", ".engine", ".trt")
+
+
+def describe_onnx(path: Path) -> dict[str, str]:
+    from reid_trt.export.api import load_onnx
+    from reid_trt.export.checks import grouped_conv_count, op_counts
+    from reid_trt.export.onnx_export import contract_of
+    from reid_trt.export.precision import graph_precision, tensor_precisions
+
+    model = load_onnx(path)
+    contract = contract_of(model, str(path))
+    counts = op_counts(model)
+
+    def io(values) -> str:
+        import onnx
+
+        return "; ".join(
+            f"{v.name} {onnx.TensorProto.DataType.Name(v.type.tensor_type.elem_type)} "
+            f"[{', '.join(d.dim_param or str(d.dim_value) for d in v.type.tensor_type.shape.dim)}]"
+            for v in values)
+
+    return {
+        "file": str(path),
+        "variant": contract.variant,
+        "precision": graph_precision(model),
+        "inputs": io(model.graph.input),
+        "outputs": io(model.graph.output),
+        "contract": f"{contract.input_format} {contract.layout} {contract.height}x{contract.width} "
+                    f"{contract.colour_order}, mean {contract.mean}, std {contract.std}, "
+                    f"{'L2-normalised' if contract.normalized else 'raw'} "
+                    f"{contract.embedding_dim}-d",
+        "weights": ", ".join(f"{n} {t}" for t, n in sorted(tensor_precisions(model).items())),
+        "ops": f"{sum(counts.values())} nodes: {counts['Conv']} Conv "
+               f"({grouped_conv_count(model)} depthwise), "
+               f"{counts['InstanceNormalization']} InstanceNorm, "
+               f"{counts['QuantizeLinear']} Q / {counts['DequantizeLinear']} DQ",
+        "source sha256": contract.weights_sha256 or "unknown",
+    }
+
+
+def layer_information(engine_path: Path, flavour: str) -> str:
+    """The engine inspector's per-layer JSON; needs a GPU and the TensorRT runtime it was built by."""
+    from reid_trt.engine.compat import collecting_logger, load_trt
+
+    try:
+        trt = load_trt(flavour)
+        logger = collecting_logger(trt)
+        runtime = trt.module.Runtime(logger)
+        engine = runtime.deserialize_cuda_engine(engine_path.read_bytes())
+    except Exception as e:  # no GPU, no driver or no runtime: the manifest still stands
+        return f"unavailable here ({type(e).__name__}: {str(e).splitlines()[0][:100]})"
+    if engine is None:
+        text = " ".join(logger.errors)
+        cuda = re.search(r"cudaError \d+: ([^)]*)", text)
+        reason = cuda.group(1) if cuda else (text[:120] or "no GPU?")
+        return f"unavailable here (the runtime could not deserialise the engine: {reason})"
+    inspector = engine.create_engine_inspector()
+    return inspector.get_engine_information(trt.module.LayerInformationFormat.JSON)
+
+
+def describe_engine(path: Path) -> dict[str, str]:
+    from reid_trt.engine.manifest import read_manifest
+    from reid_trt.fileio import sha256_file
+
+    if not path.is_file():
+        raise ReidTrtError(f"{path}: no such file; pass an engine built by 'reid-export trt'")
+    m = read_manifest(path)
+    c = m.preprocessing
+    intact = "ok" if sha256_file(path) == m.engine_sha256 else "MISMATCH (engine changed since build)"
+    return {
+        "file": str(path),
+        "variant": c.variant,
+        "built by": f"{'TensorRT-RTX' if m.trt_flavour == 'rtx' else 'TensorRT'} {m.trt_version} "
+                    f"on {m.built_at} in {m.build_seconds} s",
+        "targets": m.targets,
+        "precision": f"{m.precision} (InstanceNorm {m.instancenorm})",
+        "profile": f"batch min {m.profile['min']}, opt {m.profile['opt']}, max {m.profile['max']}",
+        "io": "; ".join(f"{t['mode']} {t['name']} {t['dtype']} {t['shape']}" for t in m.io),
+        "contract": f"{c.input_format} {c.layout} {c.height}x{c.width} {c.colour_order}, "
+                    f"{'L2-normalised' if c.normalized else 'raw'} {c.embedding_dim}-d",
+        "options": json.dumps({k: v for k, v in m.options.items() if v is not None}),
+        "warnings": str(len(m.builder_warnings)),
+        "engine sha256": f"{m.engine_sha256[:16]}... {intact}",
+        "layers": layer_information(path, m.trt_flavour)[:2000],
+    }
+
+
+def describe(path: Path | str) -> dict[str, str]:
+    path = Path(path)
+    if path.suffix == ".onnx":
+        return describe_onnx(path)
+    if path.suffix in ENGINE_SUFFIXES:
+        return describe_engine(path)
+    raise ReidTrtError(f"{path}: inspect takes .onnx or {'/'.join(ENGINE_SUFFIXES)} files")
