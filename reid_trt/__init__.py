@@ -1,3 +1,14 @@
 """reid-trt: OSNet person re-identification from torchreid checkpoints to TensorRT."""
 
 __version__ = "0.1.0"
+
+__all__ = ["Embedder", "__version__"]
+
+
+def __getattr__(name: str):
+    # Lazy: `import reid_trt` stays cheap; the runtime's imports come with the first use.
+    if name == "Embedder":
+        from reid_trt.runtime.embedder import Embedder
+
+        return Embedder
+    raise AttributeError(f"module 'reid_trt' has no attribute {name!r}")

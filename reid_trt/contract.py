@@ -73,3 +73,8 @@ class Contract:
                 "export it with 'reid-export onnx' so the preprocessing contract travels with it"
             )
         return cls(**values)
+
+
+def contract_of(model, source: str = "model") -> Contract:
+    """The contract stored in an onnx.ModelProto's metadata_props."""
+    return Contract.from_metadata({p.key: p.value for p in model.metadata_props}, source)

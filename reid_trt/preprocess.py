@@ -38,8 +38,21 @@ def as_bgr(crop: np.ndarray, index: int = 0) -> np.ndarray:
     return crop
 
 
+def interpolation(crop_hw: tuple[int, int], size: tuple[int, int]) -> int:
+    """The OpenCV interpolation closest to torchreid's PIL bilinear resize.
+
+    PIL's bilinear filter widens its support when shrinking (it antialiases), OpenCV's
+    INTER_LINEAR does not; INTER_AREA does, but blurs when enlarging. Measured on real crops with
+    the real osnet_x0_25 weights (benchmarks/preprocess_pil_vs_cv2.py), embedding cosine to the PIL
+    path: LINEAR-up / AREA-down mean 0.99954 (min 0.99802) on 72 MOT17 boxes and 0.99989 on
+    Market-1501 crops; INTER_AREA alone falls to a min of 0.942 on small boxes.
+    """
+    shrinks = crop_hw[0] > size[0] and crop_hw[1] > size[1]
+    return cv2.INTER_AREA if shrinks else cv2.INTER_LINEAR
+
+
 def resize_bgr(crops: Sequence[np.ndarray], size: tuple[int, int]) -> np.ndarray:
-    """Crops resized to (height, width) with bilinear interpolation, stacked as N,H,W,3 uint8."""
+    """Crops resized to (height, width), stacked as N,H,W,3 uint8 BGR."""
     height, width = size
     out = np.empty((len(crops), height, width, 3), dtype=np.uint8)
     for i, crop in enumerate(crops):
@@ -47,7 +60,8 @@ def resize_bgr(crops: Sequence[np.ndarray], size: tuple[int, int]) -> np.ndarray
         if crop.shape[:2] == (height, width):
             out[i] = crop
         else:
-            cv2.resize(crop, (width, height), dst=out[i], interpolation=cv2.INTER_LINEAR)
+            cv2.resize(crop, (width, height), dst=out[i],
+                       interpolation=interpolation(crop.shape[:2], size))
     return out
 
 

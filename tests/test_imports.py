@@ -49,3 +49,21 @@ print("ok")
 """
     result = run_blocked(code)
     assert result.returncode == 0 and result.stdout.strip() == "ok", result.stderr
+
+
+def test_embedder_runs_an_onnx_graph_without_torch(real_weights, shared_data, tmp_path):
+    from reid_trt.export.api import export_onnx
+
+    graph = export_onnx(real_weights["msmt17"], tmp_path / "m.onnx").path
+    blocked_torch = BLOCKER.replace(repr(BLOCKED), repr(("torch", "tensorrt", "tensorrt_rtx")))
+    code = blocked_torch + f"""
+import numpy as np
+from reid_trt import Embedder
+from reid_trt.data.folder import read_crops
+e = Embedder({str(graph)!r}, device="cpu")
+v = e.embed(read_crops({str(shared_data / "reid" / "market1501")!r}))
+print(e.backend_name, v.shape, round(float(np.linalg.norm(v[0])), 4))
+"""
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["onnxruntime", "(9,", "512)", "1.0"]

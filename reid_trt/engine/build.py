@@ -183,7 +183,7 @@ def _timing_cache(trt: Trt, builder_config, path: Path | None):
 def engine_from_onnx(onnx_path: Path | str, output: Path | str | None = None,
                      config: BuildConfig = BuildConfig()) -> BuildResult:
     """Builds `onnx_path` into an engine and writes it with its manifest (both atomically)."""
-    from reid_trt.export.onnx_export import contract_of
+    from reid_trt.contract import contract_of
 
     onnx_path = Path(onnx_path)
     if not onnx_path.is_file():

@@ -12,9 +12,9 @@ ENGINE_SUFFIXES = (".plan", ".engine", ".trt")
 
 
 def describe_onnx(path: Path) -> dict[str, str]:
+    from reid_trt.contract import contract_of
     from reid_trt.export.api import load_onnx
     from reid_trt.export.checks import grouped_conv_count, op_counts
-    from reid_trt.export.onnx_export import contract_of
     from reid_trt.export.precision import graph_precision, tensor_precisions
 
     model = load_onnx(path)

@@ -96,7 +96,7 @@ def export_onnx(weights: Path | str, output: Path | str | None = None,
 def verify_onnx(onnx_path: Path | str, weights: Path | str, trust_checkpoint: bool = False,
                 verify_crops: list[np.ndarray] | None = None):
     """Re-runs the export verification for an existing graph; returns the ParityReport."""
-    from reid_trt.export.onnx_export import contract_of
+    from reid_trt.contract import contract_of
     from reid_trt.export.verify import verify_against_torch
     from reid_trt.models.checkpoint import load_model
 

@@ -98,7 +98,3 @@ def onnx_from_model(model: torch.nn.Module, contract: Contract, batch: int | Non
     onnx.helper.set_model_props(onnx_model, contract.to_metadata())
     onnx.checker.check_model(onnx_model)
     return onnx_model
-
-
-def contract_of(model: onnx.ModelProto, source: str = "model") -> Contract:
-    return Contract.from_metadata({p.key: p.value for p in model.metadata_props}, source)

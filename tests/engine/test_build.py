@@ -9,11 +9,11 @@ import onnx
 import onnx.numpy_helper
 import pytest
 
+from reid_trt.contract import contract_of
 from reid_trt.engine.build import BuildConfig, engine_from_onnx, resolve_profile
 from reid_trt.engine.compat import load_trt
 from reid_trt.engine.manifest import manifest_path, read_manifest
 from reid_trt.errors import ReidTrtError
-from reid_trt.export.onnx_export import contract_of
 
 
 def sha256(path) -> str:

@@ -5,12 +5,11 @@ import onnx
 import pytest
 import torch
 
-from reid_trt.contract import Contract
+from reid_trt.contract import Contract, contract_of
 from reid_trt.data.synthetic import person_like_crops
 from reid_trt.errors import ExportError, ReidTrtError, VerificationError
 from reid_trt.export.api import ExportConfig, export_onnx
 from reid_trt.export.checks import batch_dim, grouped_conv_count, op_counts
-from reid_trt.export.onnx_export import contract_of
 from reid_trt.export.verify import ParityReport, graph_inputs, ort_session, require_parity
 from reid_trt.models import VARIANTS
 from reid_trt.models.checkpoint import load_model

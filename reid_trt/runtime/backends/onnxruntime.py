@@ -1,0 +1,47 @@
+"""ONNX Runtime backend: the CUDA provider when present and asked for, else the CPU."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from reid_trt.errors import MissingDependencyError
+
+
+class OnnxRuntimeBackend:
+    name = "onnxruntime"
+
+    def __init__(self, path: Path, device: str):
+        try:
+            import onnxruntime as ort
+        except ImportError:
+            raise MissingDependencyError("onnxruntime", "ort", "running .onnx models") from None
+        from reid_trt.contract import contract_of
+        from reid_trt.export.api import load_onnx
+        from reid_trt.runtime.planning import device_index
+
+        model = load_onnx(path)
+        self.contract = contract_of(model, str(path))
+        providers: list = ["CPUExecutionProvider"]
+        self.device = "cpu"
+        if device != "cpu" and "CUDAExecutionProvider" in ort.get_available_providers():
+            providers.insert(0, ("CUDAExecutionProvider", {"device_id": device_index(device)}))
+            self.device = device
+        options = ort.SessionOptions()
+        options.log_severity_level = 3
+        # InferenceSession.run is thread-safe: no lock needed around it.
+        self.session = ort.InferenceSession(model.SerializeToString(), options, providers=providers)
+        self.input = self.session.get_inputs()[0]
+        batch = self.input.shape[0]
+        self.static_batch = batch if isinstance(batch, int) else None
+        self.min_batch, self.max_batch = 1, None
+        self.input_dtype = np.float16 if self.input.type == "tensor(float16)" else None
+
+    def run(self, batch: np.ndarray) -> np.ndarray:
+        if self.input_dtype is not None:
+            batch = batch.astype(self.input_dtype)
+        return self.session.run(None, {self.input.name: batch})[0].astype(np.float32, copy=False)
+
+    def close(self) -> None:
+        self.session = None

@@ -1,0 +1,71 @@
+"""GPU-free logic of the runtime: batch plans and box cropping."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from reid_trt.errors import ReidTrtError
+
+
+@dataclass(frozen=True)
+class Chunk:
+    start: int
+    stop: int
+    padded: int  # batch size actually run (>= stop - start): the profile minimum or static size
+
+
+def plan_batches(n: int, max_batch: int | None, min_batch: int = 1,
+                 static_batch: int | None = None) -> list[Chunk]:
+    """Splits n inputs into chunks the backend can run; pads chunks below the minimum size."""
+    if static_batch is not None:
+        min_batch = max_batch = static_batch
+    step = max_batch or max(n, 1)
+    chunks = []
+    for start in range(0, n, step):
+        stop = min(start + step, n)
+        chunks.append(Chunk(start, stop, max(stop - start, min_batch)))
+    return chunks
+
+
+def pad_batch(batch: np.ndarray, size: int) -> np.ndarray:
+    """Repeats the last item to reach `size` (the extra rows are dropped after the run)."""
+    if len(batch) >= size:
+        return batch
+    return np.concatenate([batch, np.repeat(batch[-1:], size - len(batch), axis=0)])
+
+
+def clip_boxes(boxes_xyxy, frame_hw: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """Integer pixel boxes clipped to the frame, and which of them still hold a pixel.
+
+    Boxes are rounded outwards (floor of x0/y0, ceil of x1/y1) so a sub-pixel box keeps its
+    pixel; NaN or inverted boxes, and boxes entirely outside the frame, are marked invalid.
+    """
+    boxes = np.asarray(boxes_xyxy, dtype=np.float64).reshape(-1, 4) if len(boxes_xyxy) else \
+        np.zeros((0, 4))
+    if boxes.ndim != 2 or boxes.shape[1] != 4:
+        raise ReidTrtError(f"boxes have shape {np.shape(boxes_xyxy)}; pass (N, 4) x0, y0, x1, y1")
+    height, width = frame_hw
+    finite = np.isfinite(boxes).all(axis=1)
+    safe = np.where(finite[:, None], boxes, 0.0)
+    x0 = np.clip(np.floor(safe[:, 0]), 0, width).astype(np.int64)
+    y0 = np.clip(np.floor(safe[:, 1]), 0, height).astype(np.int64)
+    x1 = np.clip(np.ceil(safe[:, 2]), 0, width).astype(np.int64)
+    y1 = np.clip(np.ceil(safe[:, 3]), 0, height).astype(np.int64)
+    valid = finite & (x1 > x0) & (y1 > y0)
+    return np.stack([x0, y0, x1, y1], axis=1), valid
+
+
+def device_index(device: str) -> int:
+    """'cuda' -> 0, 'cuda:1' -> 1."""
+    if device == "cuda":
+        return 0
+    if device.startswith("cuda:") and device[5:].isdigit():
+        return int(device[5:])
+    raise ReidTrtError(f"device '{device}': use 'cpu', 'cuda' or 'cuda:N'")
+
+
+def ceil_div(a: int, b: int) -> int:
+    return math.ceil(a / b)
