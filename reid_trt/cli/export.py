@@ -1,4 +1,4 @@
-"""`reid-export`: checkpoint -> verified ONNX (and, as later stages land, engines)."""
+"""`reid-export`: checkpoint -> verified ONNX -> TensorRT engine, and inspection of both."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from reid_trt.cli.common import (
     fails_cleanly,
     parse_size,
 )
+from reid_trt.errors import ReidTrtError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Export torchreid OSNet checkpoints to verified ONNX graphs.")
@@ -46,9 +47,10 @@ def onnx_cmd(
                                                 "(default: <weights stem>[.fp16].onnx).")] = None,
     variant: Variant = "auto",
     opset: Annotated[int, typer.Option(help="ONNX opset.")] = defaults.ONNX_OPSET,
-    dynamic_batch: Annotated[bool, typer.Option("--dynamic-batch/--static-batch",
-                                                help="Dynamic batch axis, or --batch N.")] = True,
-    batch: Annotated[int, typer.Option(help="Batch size of a --static-batch graph.")] = 1,
+    dynamic_batch: Annotated[bool | None, typer.Option(
+        "--dynamic-batch/--static-batch", help="Batch axis [dynamic]; --static-batch means 1.",
+        show_default=False)] = None,
+    batch: Annotated[int | None, typer.Option(help="A static batch of N.")] = None,
     precision: Annotated[str, typer.Option(help="fp32 or fp16 (InstanceNorm stays fp32).")] = "fp32",
     io_dtype: Annotated[str, typer.Option(help="Float I/O dtype of an fp16 graph.")] = "fp32",
     input_format: Annotated[str, typer.Option(
@@ -64,9 +66,13 @@ def onnx_cmd(
     from reid_trt.export.api import ExportConfig, export_onnx
 
     height, width = parse_size(input_size)
+    if batch is not None and dynamic_batch:
+        raise ReidTrtError(f"--batch {batch} makes the batch static; drop --dynamic-batch")
+    if batch is None and dynamic_batch is False:
+        batch = 1
     config = ExportConfig(variant=variant, precision=precision, io_dtype=io_dtype,
                           input_format=input_format, normalize=normalize,
-                          batch=None if dynamic_batch else batch, opset=opset, height=height,
+                          batch=batch, opset=opset, height=height,
                           width=width, trust_checkpoint=trust_checkpoint)
     _print_export(export_onnx(weights, output, config, _crops(verify_data)))
 

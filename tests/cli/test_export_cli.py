@@ -7,6 +7,7 @@ import torch
 from typer.testing import CliRunner
 
 from reid_trt.cli.export import app
+from reid_trt.export.checks import batch_dim
 from tests.conftest import SMALL
 
 runner = CliRunner()
@@ -46,9 +47,14 @@ def test_default_output_name(generated_checkpoint, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     weights = generated_checkpoint("osnet_x0_25")
     result = invoke("onnx", "-w", weights, "--precision", "fp16", "--input-size", SMALL_SIZE,
-                    "--static-batch", "--batch", "2", "--input", "uint8-bgr", "--normalize")
+                    "--batch", "2", "--input", "uint8-bgr", "--normalize")
     assert result.exit_code == 0, result.output
-    assert (tmp_path / "osnet_x0_25.fp16.onnx").is_file()
+    assert batch_dim(onnx.load(tmp_path / "osnet_x0_25.fp16.onnx")) == 2
+    result = invoke("onnx", "-w", weights, "--input-size", SMALL_SIZE, "--static-batch")
+    assert result.exit_code == 0, result.output
+    assert batch_dim(onnx.load(tmp_path / "osnet_x0_25.onnx")) == 1
+    one_line_error(invoke("onnx", "-w", weights, "--batch", "4", "--dynamic-batch"),
+                   "--batch 4 makes the batch static")
 
 
 def test_bad_inputs_one_line_nothing_written(generated_checkpoint, tmp_path):
