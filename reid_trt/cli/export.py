@@ -89,7 +89,10 @@ def verify_cmd(
     from reid_trt.export.api import verify_onnx
     from reid_trt.export.verify import require_parity
 
-    report = verify_onnx(onnx_path, weights, trust_checkpoint, _crops(verify_data))
+    report, same_weights = verify_onnx(onnx_path, weights, trust_checkpoint, _crops(verify_data))
+    if not same_weights:
+        console.print(f"note        {onnx_path} was exported from other weights than {weights} "
+                      "(sha256 differs)")
     console.print(f"verified    {report.summary()}")
     require_parity(report, str(onnx_path))
     console.print("[green]ok[/]")

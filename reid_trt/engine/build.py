@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -225,7 +225,7 @@ def engine_from_onnx(onnx_path: Path | str, output: Path | str | None = None,
     manifest = Manifest(
         trt_flavour=trt.flavour, trt_version=trt.version, precision=precision,
         profile={"min": lo, "opt": opt, "max": hi}, io=_io(network),
-        contract=contract.__dict__ | {}, targets=targets, instancenorm=in_path or "none",
+        contract=asdict(contract), targets=targets, instancenorm=in_path or "none",
         onnx_sha256=sha256_file(onnx_path), engine_bytes=len(engine),
         build_seconds=round(seconds, 2), built_at=datetime.now(timezone.utc).isoformat(
             timespec="seconds"),

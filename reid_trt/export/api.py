@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -95,7 +95,11 @@ def export_onnx(weights: Path | str, output: Path | str | None = None,
 
 def verify_onnx(onnx_path: Path | str, weights: Path | str, trust_checkpoint: bool = False,
                 verify_crops: list[np.ndarray] | None = None):
-    """Re-runs the export verification for an existing graph; returns the ParityReport."""
+    """Re-runs the export verification for an existing graph.
+
+    Returns (ParityReport, same_weights): same_weights says whether `weights` is the file the
+    graph was exported from (sha256 in its metadata).
+    """
     from reid_trt.contract import contract_of
     from reid_trt.export.verify import verify_against_torch
     from reid_trt.models.checkpoint import load_model
@@ -104,9 +108,8 @@ def verify_onnx(onnx_path: Path | str, weights: Path | str, trust_checkpoint: bo
     model = load_onnx(onnx_path)
     contract = contract_of(model, str(onnx_path))
     loaded = load_model(weights, contract.variant, trust=trust_checkpoint)
-    if contract.weights_sha256 and contract.weights_sha256 != sha256_file(Path(weights)):
-        contract = replace(contract)  # still compared; the CLI reports the hash mismatch
-    return verify_against_torch(model, loaded.model, contract, verify_crops)
+    same_weights = contract.weights_sha256 == sha256_file(Path(weights))
+    return verify_against_torch(model, loaded.model, contract, verify_crops), same_weights
 
 
 def load_onnx(path: Path) -> onnx.ModelProto:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -43,10 +42,12 @@ def clip_boxes(boxes_xyxy, frame_hw: tuple[int, int]) -> tuple[np.ndarray, np.nd
     Boxes are rounded outwards (floor of x0/y0, ceil of x1/y1) so a sub-pixel box keeps its
     pixel; NaN or inverted boxes, and boxes entirely outside the frame, are marked invalid.
     """
-    boxes = np.asarray(boxes_xyxy, dtype=np.float64).reshape(-1, 4) if len(boxes_xyxy) else \
-        np.zeros((0, 4))
+    boxes = np.asarray(boxes_xyxy, dtype=np.float64)
+    if boxes.size == 0:
+        boxes = boxes.reshape(0, 4)
     if boxes.ndim != 2 or boxes.shape[1] != 4:
-        raise ReidTrtError(f"boxes have shape {np.shape(boxes_xyxy)}; pass (N, 4) x0, y0, x1, y1")
+        raise ReidTrtError(f"boxes have shape {boxes.shape}; pass (N, 4) x0, y0, x1, y1 "
+                           "(detections with scores: boxes[:, :4])")
     height, width = frame_hw
     finite = np.isfinite(boxes).all(axis=1)
     safe = np.where(finite[:, None], boxes, 0.0)
@@ -65,7 +66,3 @@ def device_index(device: str) -> int:
     if device.startswith("cuda:") and device[5:].isdigit():
         return int(device[5:])
     raise ReidTrtError(f"device '{device}': use 'cpu', 'cuda' or 'cuda:N'")
-
-
-def ceil_div(a: int, b: int) -> int:
-    return math.ceil(a / b)

@@ -41,6 +41,7 @@ def test_onnx_then_verify_real_weights(real_weights, shared_data, tmp_path):
     # The graph of one checkpoint does not verify against the other's weights.
     result = invoke("verify", "--onnx", out, "-w", real_weights["market1501"])
     one_line_error(result, "disagrees with PyTorch")
+    assert "was exported from other weights" in result.stdout
 
 
 def test_default_output_name(generated_checkpoint, tmp_path, monkeypatch):

@@ -154,6 +154,9 @@ def test_embed_boxes_clips_and_zeroes_degenerate_boxes(torch_embedder, shared_da
 def test_clip_boxes_rounds_outwards():
     boxes, valid = clip_boxes([[0.4, 0.6, 0.5, 0.7], [5.2, 5.0, 9.1, 8.0]], (10, 8))
     assert boxes.tolist() == [[0, 0, 1, 1], [5, 5, 8, 8]] and valid.tolist() == [True, True]
+    # Detections with a score column are refused, not silently reshaped into other boxes.
+    with pytest.raises(ReidTrtError, match=r"shape \(2, 5\).*boxes\[:, :4\]"):
+        clip_boxes(np.zeros((2, 5)), (10, 8))
 
 
 def test_plan_batches():
