@@ -1,0 +1,202 @@
+"""Readers for re-ID datasets: Market-1501, DukeMTMC-reID, MSMT17 (v1/v2), CUHK03-NP, MOT17
+ground-truth boxes, and plain folders of crops.
+
+Each gives samples with person id and camera as the standard protocols define them: pid -1 is
+junk (ignored in galleries), pid 0 a distractor (kept as a negative). Pixels are read later, so a
+listing is cheap and an unreadable file is skipped and counted, never a crash.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from reid_trt.data.folder import IMAGE_SUFFIXES, image_files
+from reid_trt.errors import ReidTrtError
+
+KINDS = ("market1501", "dukemtmc", "msmt17", "cuhk03", "mot17", "folder")
+# Market-1501 "0002_c1s1_000451_03.jpg", Duke "0001_c2_f0046182.jpg", CUHK03-NP "0001_c1_1.png"
+MARKET_NAME = re.compile(r"^(-?\d+)_c(\d+)")
+MSMT_NAME = re.compile(r"^(\d+)_(\d+)_(\d+)_")  # 0000_000_01_0303morning_0015_0.jpg
+
+
+@dataclass(frozen=True)
+class Sample:
+    path: Path
+    pid: int
+    camid: int
+    box: tuple[int, int, int, int] | None = None  # x0, y0, x1, y1 within a frame (MOT)
+
+
+@dataclass
+class ReidDataset:
+    kind: str
+    root: Path
+    train: list[Sample] = field(default_factory=list)
+    query: list[Sample] = field(default_factory=list)
+    gallery: list[Sample] = field(default_factory=list)
+
+    @property
+    def has_protocol(self) -> bool:
+        return bool(self.query and self.gallery)
+
+
+def _layout_error(kind: str, root: Path, wanted: str) -> ReidTrtError:
+    found = sorted(p.name for p in root.iterdir())[:8] if root.is_dir() else []
+    return ReidTrtError(f"--calib-dataset {kind}: {root} has no {wanted} (found: "
+                        f"{', '.join(found) or 'nothing'}); pass the dataset's root folder, or "
+                        "--calib-dataset folder for a plain folder of crops")
+
+
+def _market_like(root: Path, kind: str) -> ReidDataset:
+    def split(name: str) -> list[Sample]:
+        samples = []
+        for path in image_files(root / name):
+            match = MARKET_NAME.match(path.name)
+            if match:
+                samples.append(Sample(path, int(match.group(1)), int(match.group(2)) - 1))
+        return samples
+
+    if not (root / "bounding_box_train").is_dir():
+        nested = [p for p in root.iterdir() if (p / "bounding_box_train").is_dir()] \
+            if root.is_dir() else []
+        if kind == "cuhk03":
+            nested = [root / s for s in ("detected", "labeled") if (root / s).is_dir()] or nested
+        if not nested:
+            raise _layout_error(kind, root, "bounding_box_train/ (nor a subfolder with one)")
+        root = nested[0]
+    return ReidDataset(kind, root, split("bounding_box_train"), split("query"),
+                       split("bounding_box_test"))
+
+
+def _msmt17(root: Path) -> ReidDataset:
+    folders = {"v1": ("train", "test"), "v2": ("mask_train_v2", "mask_test_v2")}
+    version = next((v for v, (a, b) in folders.items() if (root / a).is_dir()), None)
+    if version is None or not (root / "list_train.txt").is_file():
+        raise _layout_error("msmt17", root, "train/ or mask_train_v2/ with list_train.txt")
+    train_dir, test_dir = (root / f for f in folders[version])
+
+    def listed(list_name: str, folder: Path) -> list[Sample]:
+        samples = []
+        for line in (root / list_name).read_text().splitlines():
+            parts = line.split()
+            if len(parts) != 2:
+                continue
+            match = MSMT_NAME.match(Path(parts[0]).name)
+            cam = int(match.group(3)) - 1 if match else 0
+            samples.append(Sample(folder / parts[0], int(parts[1]), cam))
+        return samples
+
+    train = listed("list_train.txt", train_dir)
+    if (root / "list_val.txt").is_file():
+        train += listed("list_val.txt", train_dir)
+    return ReidDataset("msmt17", root, train, listed("list_query.txt", test_dir),
+                       listed("list_gallery.txt", test_dir))
+
+
+def _mot17(root: Path) -> ReidDataset:
+    sequences = sorted(p.parent.parent for p in root.rglob("gt/gt.txt"))
+    if not sequences:
+        raise _layout_error("mot17", root, "sequences with gt/gt.txt")
+    samples = []
+    for cam, seq in enumerate(sequences):
+        gt = np.loadtxt(seq / "gt" / "gt.txt", delimiter=",", ndmin=2)
+        for frame in sorted((seq / "img1").glob("*.jpg")):
+            rows = gt[(gt[:, 0] == int(frame.stem)) & (gt[:, 7] == 1) & (gt[:, 8] >= 0.5)]
+            for row in rows:
+                x, y, w, h = (int(v) for v in row[2:6])
+                if h >= 32 and w >= 8:
+                    # Track ids are per sequence: offset them so identities stay distinct.
+                    samples.append(Sample(frame, cam * 100_000 + int(row[1]), cam,
+                                          (x, y, x + w, y + h)))
+    return ReidDataset("mot17", root, train=samples)
+
+
+def _folder(root: Path) -> ReidDataset:
+    samples = []
+    for path in image_files(root):
+        match = MARKET_NAME.match(path.name)
+        if match:  # Market-style names carry identity and camera
+            samples.append(Sample(path, int(match.group(1)), int(match.group(2)) - 1))
+        elif path.parent != root and path.parent.name.isdigit():  # <pid>/<image>
+            samples.append(Sample(path, int(path.parent.name), 0))
+        else:
+            samples.append(Sample(path, -1, 0))
+    return ReidDataset("folder", root, train=samples)
+
+
+def detect_kind(root: Path) -> str:
+    if (root / "list_train.txt").is_file():
+        return "msmt17"
+    if (root / "bounding_box_train").is_dir() or any(
+            (p / "bounding_box_train").is_dir() for p in root.iterdir() if p.is_dir()):
+        return "market1501"
+    if (root / "detected").is_dir() or (root / "labeled").is_dir():
+        return "cuhk03"
+    if next(root.rglob("gt/gt.txt"), None) is not None:
+        return "mot17"
+    return "folder"
+
+
+def load_dataset(root: Path | str, kind: str = "auto") -> ReidDataset:
+    """The samples of a dataset folder (`kind` 'auto' guesses from the layout)."""
+    root = Path(root)
+    if not root.is_dir():
+        raise ReidTrtError(f"--calib-data {root}: no such directory")
+    if kind == "auto":
+        kind = detect_kind(root)
+    if kind not in KINDS:
+        raise ReidTrtError(f"--calib-dataset {kind}: choose one of {', '.join(KINDS)}")
+    if kind in ("market1501", "dukemtmc", "cuhk03"):
+        dataset = _market_like(root, kind)
+    else:
+        dataset = {"msmt17": _msmt17, "mot17": _mot17, "folder": _folder}[kind](root)
+    if not dataset.train:
+        raise ReidTrtError(f"--calib-data {root}: no images ({', '.join(sorted(IMAGE_SUFFIXES))}) "
+                           f"found for --calib-dataset {kind}")
+    return dataset
+
+
+def stratified_sample(samples: list[Sample], size: int, seed: int = 0) -> list[Sample]:
+    """`size` samples spread over identities and cameras: one per (pid, camera) in turn."""
+    if size > len(samples):
+        raise ReidTrtError(f"--calib-size {size} is larger than the set ({len(samples)} images); "
+                           f"pass --calib-size {len(samples)} or less")
+    rng = np.random.default_rng(seed)
+    groups: dict[tuple[int, int], list[Sample]] = defaultdict(list)
+    for s in samples:
+        groups[(s.pid, s.camid)].append(s)
+    queues = [list(np.asarray(g, dtype=object)[rng.permutation(len(g))]) for g in groups.values()]
+    queues = [queues[i] for i in rng.permutation(len(queues))]
+    picked: list[Sample] = []
+    while len(picked) < size:
+        for queue in queues:
+            if queue and len(picked) < size:
+                picked.append(queue.pop())
+    return picked
+
+
+def read_samples(samples: list[Sample]) -> tuple[list[np.ndarray], list[Sample], int]:
+    """(crops, the samples they came from, how many were unreadable and skipped)."""
+    crops, kept, frames = [], [], {}
+    for s in samples:
+        if s.box is None:
+            img = cv2.imread(str(s.path), cv2.IMREAD_COLOR)
+        else:
+            if s.path not in frames:
+                frames = {s.path: cv2.imread(str(s.path), cv2.IMREAD_COLOR)}  # one frame cached
+            frame = frames[s.path]
+            img = None
+            if frame is not None:
+                x0, y0, x1, y1 = s.box
+                img = frame[max(y0, 0):y1, max(x0, 0):x1]
+                img = img.copy() if img.size else None
+        if img is not None and img.size:
+            crops.append(img)
+            kept.append(s)
+    return crops, kept, len(samples) - len(kept)
