@@ -61,7 +61,9 @@ def _sample_id(s: Sample) -> str:
 
 def _eval_split(dataset: ReidDataset, calib: list[Sample], size: int, seed: int):
     """(query samples or None, evaluation samples): labelled query/gallery where the dataset has
-    them, else training images the calibration did not use (else the calibration images)."""
+    them; else a stratified mix of the images the calibration did not use and those it did, so
+    that every domain of the data is under the budget (a small domain may sit entirely in the
+    calibration set)."""
     if dataset.has_protocol:
         query = stratified_sample(dataset.query, min(len(dataset.query), max(size // 4, 1)), seed)
         pids = {q.pid for q in query}
@@ -72,9 +74,8 @@ def _eval_split(dataset: ReidDataset, calib: list[Sample], size: int, seed: int)
         return query, query + gallery
     used = {_sample_id(s) for s in calib}
     unused = [s for s in dataset.train if _sample_id(s) not in used]
-    if len(unused) < 8:
-        return None, calib
-    return None, stratified_sample(unused, min(size, len(unused)), seed)
+    held_out = stratified_sample(unused, min(size // 2, len(unused)), seed)
+    return None, held_out + stratified_sample(calib, min(size - len(held_out), len(calib)), seed)
 
 
 def _map(embeddings: np.ndarray, samples: list[Sample], n_query: int):
@@ -115,6 +116,7 @@ def calibrate_onnx(source: onnx.ModelProto, source_sha256: str, calib_data: Path
                            "could be read")
     n_query, eval_samples = _eval_split(dataset, calib_samples, config.eval_size, config.seed)
     eval_crops, eval_samples, eval_skipped = read_samples(eval_samples)
+    calib_ids = {_sample_id(s) for s in calib_samples}
     n_query = len(n_query) if n_query is not None else None
 
     x_calib = graph_inputs(calib_crops, contract)
@@ -163,7 +165,7 @@ def calibrate_onnx(source: onnx.ModelProto, source_sha256: str, calib_data: Path
                               asdict(contract))
     cache = cache_path(output, digest)
     report_path = output.with_name(output.stem + ".calib.json")
-    labels = dataset.kind != "folder" and any(s.pid >= 0 for s in calib_samples)
+    known_ids = {s.pid for s in calib_samples if s.pid >= 0}
     report = {
         "method": method,
         "budget": asdict(config.budget),
@@ -181,11 +183,11 @@ def calibrate_onnx(source: onnx.ModelProto, source_sha256: str, calib_data: Path
                           for m, (r, _) in tried.items()},
         "calibration_set": {"dataset": dataset.kind, "root": str(dataset.root),
                             "images": len(calib_crops), "unreadable_skipped": skipped,
-                            "identities": len({s.pid for s in calib_samples}) if labels else None,
+                            "identities": len(known_ids) or None,
                             "cameras": len({s.camid for s in calib_samples}), "seed": config.seed},
         "evaluation_set": {"images": len(eval_crops), "queries": n_query,
                            "unreadable_skipped": eval_skipped,
-                           "same_as_calibration": eval_samples == calib_samples},
+                           "held_out": sum(_sample_id(s) not in calib_ids for s in eval_samples)},
         "source_sha256": source_sha256,
         "calibration_hash": digest,
         "seconds": round(time.perf_counter() - start, 1),

@@ -56,6 +56,8 @@ def _layout_error(kind: str, root: Path, wanted: str) -> ReidTrtError:
 def _market_like(root: Path, kind: str) -> ReidDataset:
     def split(name: str) -> list[Sample]:
         samples = []
+        if not (root / name).is_dir():  # calibration needs only the training split
+            return samples
         for path in image_files(root / name):
             match = MARKET_NAME.match(path.name)
             if match:
@@ -133,11 +135,11 @@ def _folder(root: Path) -> ReidDataset:
 def detect_kind(root: Path) -> str:
     if (root / "list_train.txt").is_file():
         return "msmt17"
+    if (root / "detected").is_dir() or (root / "labeled").is_dir():
+        return "cuhk03"
     if (root / "bounding_box_train").is_dir() or any(
             (p / "bounding_box_train").is_dir() for p in root.iterdir() if p.is_dir()):
         return "market1501"
-    if (root / "detected").is_dir() or (root / "labeled").is_dir():
-        return "cuhk03"
     if next(root.rglob("gt/gt.txt"), None) is not None:
         return "mot17"
     return "folder"
