@@ -29,8 +29,8 @@ def build_from_onnx_or_weights(onnx_path: Path | None, weights: Path | None,
 
         precision = config.precision or "fp32"
         if precision == "int8":
-            raise ReidTrtError("--precision int8 from --weights needs calibration, which "
-                               "reid-export does not do yet; pass an INT8 Q/DQ graph as --onnx")
+            raise ReidTrtError("--precision int8 from --weights needs calibration: pass --int8 "
+                               "--calib-data DIR, or a graph from 'reid-export calibrate' as --onnx")
         engine = check_writable(output or Path(Path(weights).stem + f".{precision}.plan"))
         exported = export_onnx(weights, engine.with_suffix(".onnx"),
                                ExportConfig(precision=precision, trust_checkpoint=trust_checkpoint),

@@ -68,7 +68,7 @@ def _check_precision(config: BuildConfig, onnx_path: Path) -> str:
 
     actual = graph_precision(onnx.load(str(onnx_path), load_external_data=False))
     if config.precision not in (None, actual):
-        hint = ("a Q/DQ quantizer" if config.precision == "int8"
+        hint = ("'reid-export calibrate'" if config.precision == "int8"
                 else f"'reid-export onnx --precision {config.precision}'")
         raise ReidTrtError(
             f"{onnx_path} is an {actual} graph but --precision {config.precision} was given: "

@@ -126,7 +126,7 @@ def test_trt_from_weights_then_inspect(real_weights, tmp_path):
 def test_trt_errors(real_weights, tmp_path):
     one_line_error(invoke("trt", "-o", tmp_path / "m.plan"), "exactly one of --onnx")
     one_line_error(invoke("trt", "-w", real_weights["msmt17"], "--precision", "int8",
-                          "-o", tmp_path / "m.plan"), "needs calibration")
+                          "-o", tmp_path / "m.plan"), "needs calibration: pass --int8")
     one_line_error(invoke("trt", "--onnx", tmp_path / "none.onnx"), "none.onnx: no such file")
     one_line_error(invoke("inspect", tmp_path / "m.txt"), "inspect takes .onnx")
     assert list(tmp_path.iterdir()) == []
