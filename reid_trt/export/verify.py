@@ -62,17 +62,14 @@ def graph_inputs(crops: Sequence[np.ndarray], contract: Contract) -> np.ndarray:
 
 
 def run_onnx(session, x: np.ndarray, static_batch: int | None) -> np.ndarray:
-    """Runs `x` through `session`, in chunks of the static batch if the graph has one."""
+    """Runs `x` through `session`, in padded chunks of the static batch if the graph has one."""
+    from reid_trt.runtime.planning import pad_batch, plan_batches
+
     name = session.get_inputs()[0].name
     if static_batch is None:
         return session.run(None, {name: x})[0]
-    outs = []
-    for start in range(0, len(x), static_batch):
-        chunk = x[start:start + static_batch]
-        pad = static_batch - len(chunk)
-        if pad:
-            chunk = np.concatenate([chunk, np.repeat(chunk[-1:], pad, axis=0)])
-        outs.append(session.run(None, {name: chunk})[0][:static_batch - pad])
+    outs = [session.run(None, {name: pad_batch(x[c.start:c.stop], c.padded)})[0][:c.stop - c.start]
+            for c in plan_batches(len(x), None, static_batch=static_batch)]
     return np.concatenate(outs)
 
 
