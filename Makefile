@@ -12,7 +12,7 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q "$(TORCH)"
-	$(BIN)/python -m pip install -q -e ".[export,rtx,dev]"
+	$(BIN)/python -m pip install -q -e ".[export,rtx,bench,dev]"
 	touch $@
 
 # torchreid's own osnet.py / osnet_ain.py: the reference the model tests compare against.
@@ -28,7 +28,7 @@ test: $(VENV)/.installed $(TORCHREID_SDIST)
 	$(BIN)/python -m pytest -p no:cacheprovider
 
 lint: $(VENV)/.installed
-	$(BIN)/ruff check reid_trt tests
+	$(BIN)/ruff check reid_trt tests benchmarks
 
 clean:
 	rm -rf $(VENV) .cache out

@@ -81,3 +81,25 @@ def generated_checkpoint(tmp_path_factory):
         return cache[variant]
 
     return make
+
+
+@pytest.fixture(scope="session")
+def market_like(shared_data, tmp_path_factory) -> Path:
+    """A labelled Market-1501-style tree (train/query/gallery) built from the MOT17 boxes:
+    identities are track ids, frames 1-2 train, frame 3 query (camera 1), the rest gallery
+    (camera 2)."""
+    import cv2
+
+    from reid_trt.calibration.datasets import load_dataset, read_samples
+
+    dataset = load_dataset(shared_data / "reid" / "mot17-mini")
+    root = tmp_path_factory.mktemp("market_like")
+    for sample in dataset.train:
+        frame = int(sample.path.stem)
+        split, cam = ("bounding_box_train", 1) if frame <= 2 else (
+            ("query", 1) if frame == 3 else ("bounding_box_test", 2))
+        crop = read_samples([sample])[0][0]
+        name = f"{sample.pid % 100_000 + 1000 * sample.camid:04d}_c{cam}s1_{frame:06d}_00.jpg"
+        (root / split).mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(str(root / split / name), crop)
+    return root

@@ -45,6 +45,9 @@ r = CliRunner()
 for args in ([], ["onnx"], ["verify"], ["trt"], ["inspect"], ["demo"]):
     res = r.invoke(app, args + ["--help"])
     assert res.exit_code == 0 and "Usage" in res.output, (args, res.output)
+from reid_trt.cli.bench import app as bench
+res = r.invoke(bench, ["--help"])
+assert res.exit_code == 0 and "--engine" in res.output, res.output
 print("ok")
 """
     result = run_blocked(code)
@@ -63,7 +66,10 @@ from reid_trt.data.folder import read_crops
 e = Embedder({str(graph)!r}, device="cpu")
 v = e.embed(read_crops({str(shared_data / "reid" / "market1501")!r}))
 print(e.backend_name, v.shape, round(float(np.linalg.norm(v[0])), 4))
+from reid_trt.bench.run import BenchConfig, run_bench
+report = run_bench([], [{str(graph)!r}], None, BenchConfig(batches=(2,), runs=1, num_crops=4))
+print(report["subjects"][0]["label"], "torch" in sys.modules)
 """
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
-    assert result.stdout.split() == ["onnxruntime", "(9,", "512)", "1.0"]
+    assert result.stdout.split() == ["onnxruntime", "(9,", "512)", "1.0", "ort", "fp32", "False"]

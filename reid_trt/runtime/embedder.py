@@ -89,7 +89,8 @@ class Embedder:
     def backend_name(self) -> str:
         return self.backend.name
 
-    def _graph_input(self, crops: Sequence[np.ndarray]) -> np.ndarray:
+    def preprocess(self, crops: Sequence[np.ndarray]) -> np.ndarray:
+        """Crops -> the graph's input batch (resized; normalised unless the graph does it)."""
         c = self.contract
         batch = resize_bgr(crops, (c.height, c.width))
         if c.input_format == "uint8-bgr":
@@ -125,7 +126,7 @@ class Embedder:
                                "([crop]) or an N,H,W,3 array")
         if len(crops) == 0:
             return np.zeros((0, self.dim), dtype=np.float32)
-        return self._finish(self._run(self._graph_input(list(crops))))
+        return self._finish(self._run(self.preprocess(list(crops))))
 
     def embed_boxes(self, frame: np.ndarray, boxes_xyxy) -> np.ndarray:
         """Crops `boxes_xyxy` (N, 4: x0, y0, x1, y1 in pixels) out of `frame` and embeds them.

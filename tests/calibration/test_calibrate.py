@@ -111,18 +111,8 @@ def test_calibration_cache_and_report(calibrated):
                 calibration_hash("a", ["x.jpg"], {"height": 128})}) == 4
 
 
-def test_labelled_dataset_bounds_the_map_drop(real_weights, shared_data, tmp_path):
-    """A Market-1501-style tree built from MOT17 boxes: identities are track ids."""
-    dataset = load_dataset(shared_data / "reid" / "mot17-mini")
-    root = tmp_path / "market_like"
-    for sample in dataset.train:
-        frame = int(sample.path.stem)
-        split, cam = ("bounding_box_train", 1) if frame <= 2 else (
-            ("query", 1) if frame == 3 else ("bounding_box_test", 2))
-        crop = read_samples([sample])[0][0]
-        name = f"{sample.pid % 100_000 + 1000 * sample.camid:04d}_c{cam}s1_{frame:06d}_00.jpg"
-        (root / split).mkdir(parents=True, exist_ok=True)
-        cv2.imwrite(str(root / split / name), crop)
+def test_labelled_dataset_bounds_the_map_drop(real_weights, market_like, tmp_path):
+    root = market_like
     source, sha, _ = source_graph(None, real_weights["msmt17"])
     result = calibrate_onnx(source, sha, root, tmp_path / "m.int8.onnx",
                             CalibrationConfig(size=64, method="minmax"))

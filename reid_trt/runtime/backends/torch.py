@@ -40,5 +40,27 @@ class TorchBackend:
         with self.torch.inference_mode():
             return self.model(batch.to(self.device, self.torch.float32)).float()
 
+    def compute_fn(self, batch: np.ndarray):
+        """One forward pass on a batch already on the device, synchronised, for timing."""
+        torch = self.torch
+        x = torch.from_numpy(batch).to(self.device)
+        cuda = x.is_cuda
+
+        def forward():
+            with torch.inference_mode():
+                self.model(x)
+            if cuda:
+                torch.cuda.synchronize(x.device)
+
+        if cuda:
+            torch.cuda.reset_peak_memory_stats(x.device)
+        return forward
+
+    def device_memory_bytes(self) -> int | None:
+        """Peak CUDA memory torch allocated since the last compute_fn (None on the CPU)."""
+        if self.device == "cpu":
+            return None
+        return int(self.torch.cuda.max_memory_allocated(self.torch.device(self.device)))
+
     def close(self) -> None:
         self.model = None

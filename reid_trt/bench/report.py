@@ -1,0 +1,152 @@
+"""The benchmark report as terminal tables, Markdown, JSON and a PNG plot."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+from reid_trt.errors import MissingDependencyError
+from reid_trt.fileio import write_bytes_atomic
+
+MODES = ("end_to_end", "compute")
+
+
+def _num(value, digits: int = 2, missing: str = "-") -> str:
+    return missing if value is None else f"{value:.{digits}f}"
+
+
+def accuracy_rows(report: dict) -> tuple[list[str], list[list[str]]]:
+    k = report["settings"]["topk"]
+    header = ["subject", "file", "device", "min cos", "mean cos", f"top-{k}", "mAP", "R-1",
+              "MiB"]
+    rows = []
+    for s in report["subjects"]:
+        p, r = s["parity"] or {}, s["retrieval"] or {}
+        reference = "ref" if s["label"] == report["reference"] else "-"
+        rows.append([s["label"], Path(s["path"]).name, s["device"],
+                     _num(p.get("min_cosine"), 5, reference), _num(p.get("mean_cosine"), 5, reference),
+                     _num(p.get("topk_agreement"), 3, reference),
+                     _num(r["mAP"] * 100 if r else None, 1), _num(r["rank1"] * 100 if r else None, 1),
+                     _num(s["device_memory_mib"], 0)])
+    return header, rows
+
+
+def latency_rows(report: dict) -> tuple[list[str], list[list[str]]]:
+    header = ["subject", "batch", "e2e p50 ms", "p99 ms", "img/s", "x ref", "compute p50 ms",
+              "img/s", "x ref"]
+    rows = []
+    for s in report["subjects"]:
+        for row in s["latency"]:
+            e2e, compute = row["end_to_end"], row["compute"] or {}
+            rows.append([s["label"], str(row["batch"]), _num(e2e["p50_ms"]), _num(e2e["p99_ms"]),
+                         _num(e2e["throughput"], 1), _num(row["speedup_end_to_end"]),
+                         _num(compute.get("p50_ms")), _num(compute.get("throughput"), 1),
+                         _num(row["speedup_compute"])])
+    return header, rows
+
+
+def describe(report: dict) -> str:
+    m, st = report["machine"], report["settings"]
+    device = m.get("gpu") or f"{m['cpu']} ({m['cpu_count']} logical CPUs)"
+    text = (f"{device}; {st['runs']} timed runs per point after {st['warmup']} warm-up, in "
+            f"{st['rounds']} interleaved rounds; ratios against {report['reference']}; parity on "
+            f"{st['crops']}")
+    if "dataset" in st:
+        d = st["dataset"]
+        text += f"; retrieval on {d['kind']} ({d['queries']} queries, {d['gallery']} gallery)"
+    return text
+
+
+def print_tables(report: dict, console) -> None:
+    from rich import box
+    from rich.table import Table
+
+    titles = ("accuracy against the reference (mAP, R-1 in %; MiB: device memory)",
+              "latency and throughput (e2e: preprocessing + copies + compute)")
+    for title, (header, rows) in zip(titles, (accuracy_rows(report), latency_rows(report)),
+                                     strict=True):
+        table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
+        for i, name in enumerate(header):
+            table.add_column(name, justify="left" if i == 0 else "right")
+        for row in rows:
+            table.add_row(*row)
+        console.print(table)
+    console.print(describe(report))
+
+
+def markdown(report: dict) -> str:
+    parts = [f"reid-bench {report['created']}: {describe(report)}.", ""]
+    if report.get("command"):
+        parts[:0] = [f"Command: `{report['command']}`", ""]
+    for header, rows in (accuracy_rows(report), latency_rows(report)):
+        parts.append("| " + " | ".join(header) + " |")
+        parts.append("|" + " --- |" * len(header))
+        parts += ["| " + " | ".join(row) + " |" for row in rows]
+        parts.append("")
+    return "\n".join(parts)
+
+
+def pyplot():
+    """matplotlib's pyplot without a display (checked before a long run that needs it)."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise MissingDependencyError("matplotlib", "bench", "--plot") from None
+    return plt
+
+
+def plot_png(report: dict) -> bytes:
+    """Latency (p50) and throughput against batch size: solid end to end, dashed compute only."""
+    plt = pyplot()
+    legend_inches = 0.2 * len(report["subjects"]) + 0.35  # two columns: one row per subject
+    height = 3.8 + legend_inches
+    fig, (lat, thr) = plt.subplots(1, 2, figsize=(11, height))
+    for i, s in enumerate(report["subjects"]):
+        colour = f"C{i}"
+        for mode, style in zip(MODES, ("-", "--"), strict=True):
+            points = [(row["batch"], row[mode]) for row in s["latency"] if row[mode]]
+            if not points:
+                continue
+            batches = [b for b, _ in points]
+            label = f"{s['label']} ({mode.replace('_', ' ')})"
+            lat.plot(batches, [v["p50_ms"] for _, v in points], style, color=colour, marker="o",
+                     label=label)
+            thr.plot(batches, [v["throughput"] for _, v in points], style, color=colour, marker="o")
+    from matplotlib.ticker import NullFormatter, ScalarFormatter
+
+    batches = report["settings"]["batches"]
+    for ax, name in ((lat, "p50 latency per call (ms)"), (thr, "throughput (images/s)")):
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(batches, [str(b) for b in batches])
+        ax.xaxis.set_minor_formatter(NullFormatter())
+        ax.set_xlabel("batch size")
+        ax.set_ylabel(name)
+        ax.grid(True, which="both", alpha=0.3)
+    lat.set_yscale("log")
+    lat.yaxis.set_major_formatter(ScalarFormatter())
+    m = report["machine"]
+    fig.legend(loc="lower center", ncol=2, fontsize=8, frameon=False)
+    fig.suptitle(f"reid-bench on {m.get('gpu') or m['cpu']}: solid end to end, dashed compute only",
+                 fontsize=9)
+    fig.tight_layout(rect=(0, legend_inches / height, 1, 0.95))
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=120)
+    plt.close(fig)
+    return buffer.getvalue()
+
+
+def write_outputs(report: dict, json_path: Path | None = None, markdown_path: Path | None = None,
+                  plot_path: Path | None = None) -> list[Path]:
+    """Writes the outputs asked for (each atomically); returns their paths."""
+    contents = {json_path: lambda: (json.dumps(report, indent=2) + "\n").encode(),
+                markdown_path: lambda: markdown(report).encode(), plot_path: lambda: plot_png(report)}
+    written = []
+    for path, content in contents.items():
+        if path is not None:
+            write_bytes_atomic(path, content())
+            written.append(path)
+    return written

@@ -1,0 +1,97 @@
+"""`reid-bench`: latency, throughput, parity and retrieval accuracy, with PyTorch in the same run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from reid_trt.cli.common import TrustCheckpoint, Variant, console, fails_cleanly
+from reid_trt.errors import ReidTrtError
+
+app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
+
+
+def parse_batches(text: str) -> tuple[int, ...]:
+    try:
+        batches = tuple(int(v) for v in text.split(","))
+    except ValueError:
+        raise typer.BadParameter(f"'{text}' is not a list of batch sizes, e.g. 1,8,32,64") from None
+    if not batches or min(batches) < 1:
+        raise typer.BadParameter(f"'{text}': batch sizes must be >= 1")
+    return batches
+
+
+@app.command()
+@fails_cleanly
+def bench(
+    engine: Annotated[list[Path] | None, typer.Option(
+        help="TensorRT engine (.plan with its manifest); repeatable.")] = None,
+    onnx: Annotated[list[Path] | None, typer.Option(
+        help="ONNX graph from reid-export, run with ONNX Runtime; repeatable.")] = None,
+    weights: Annotated[Path | None, typer.Option(
+        "--weights", "-w", help="torchreid checkpoint: the PyTorch eager baseline.")] = None,
+    batch: Annotated[str, typer.Option(help="Batch sizes, comma-separated.")] = "1,8,32,64",
+    runs: Annotated[int, typer.Option(help="Timed calls per subject, batch size and mode.")] = 30,
+    warmup: Annotated[int, typer.Option(help="Untimed calls first.")] = 3,
+    rounds: Annotated[int, typer.Option(help="Interleaved rounds the runs are split into.")] = 3,
+    device: Annotated[str | None, typer.Option(help="cuda:N or cpu [cuda:0 when present].")] = None,
+    crops: Annotated[Path | None, typer.Option(
+        help="Real crops for parity and timing: a folder of crops or a MOT17 tree (its "
+        "ground-truth boxes) [generated person-like crops].")] = None,
+    num_crops: Annotated[int, typer.Option(help="How many crops (parity, and cycled for timing).")] = 64,
+    topk: Annotated[int, typer.Option(help="k of the top-k neighbour agreement.")] = 5,
+    dataset: Annotated[tuple[str, Path] | None, typer.Option(
+        metavar="KIND PATH", help="Labelled re-ID set for mAP/Rank-1: market1501|dukemtmc|msmt17|"
+        "cuhk03|auto and its root.")] = None,
+    max_queries: Annotated[int | None, typer.Option(
+        help="Score this many queries (stratified) against the whole gallery [all].")] = None,
+    json_path: Annotated[Path | None, typer.Option("--json", help="Write the report as JSON.")] = None,
+    markdown_path: Annotated[Path | None, typer.Option("--markdown", help="Write Markdown tables.")]
+        = None,
+    plot_path: Annotated[Path | None, typer.Option("--plot", help="Write a PNG of latency and "
+                                                   "throughput against batch size.")] = None,
+    companion_onnx: Annotated[bool, typer.Option(
+        "--companion-onnx/--no-companion-onnx",
+        help="Also run an engine's source .onnx when it lies beside the engine.")] = True,
+    variant: Variant = "auto",
+    trust_checkpoint: TrustCheckpoint = False,
+):
+    """Benchmark engines, ONNX graphs and checkpoints side by side: latency, throughput, parity
+    with PyTorch and, given a labelled dataset, mAP and Rank-1.
+
+    The reference for ratios and parity is the PyTorch checkpoint (--weights); without one, the
+    first subject."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from reid_trt.bench.report import print_tables, pyplot, write_outputs
+    from reid_trt.bench.run import BenchConfig, run_bench
+    from reid_trt.fileio import check_writable
+
+    for path, option in ((json_path, "--json"), (markdown_path, "--markdown"), (plot_path, "--plot")):
+        if path is not None:
+            check_writable(path, option)
+    if plot_path is not None:
+        pyplot()  # fail now, not after the run, if matplotlib is missing
+    if dataset is not None and not Path(dataset[1]).is_dir():
+        raise ReidTrtError(f"--dataset {dataset[0]} {dataset[1]}: no such directory")
+    config = BenchConfig(batches=parse_batches(batch), warmup=warmup, runs=runs, rounds=rounds,
+                         device=device, crops_dir=crops, num_crops=num_crops, topk=topk,
+                         dataset=(dataset[0], Path(dataset[1])) if dataset else None,
+                         max_queries=max_queries, variant=variant,
+                         trust_checkpoint=trust_checkpoint, companion_onnx=companion_onnx)
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+               TimeElapsedColumn())
+    with Progress(*columns, console=console, transient=True) as progress:
+        task = progress.add_task("opening the subjects", total=None)
+        report = run_bench(engine or [], onnx or [], weights, config,
+                           lambda what, done, total: progress.update(task, description=what,
+                                                                      completed=done, total=total))
+    print_tables(report, console)
+    for path in write_outputs(report, json_path, markdown_path, plot_path):
+        console.print(f"[green]wrote[/] {path}")
+
+
+def main() -> None:
+    app()
