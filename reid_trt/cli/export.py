@@ -129,6 +129,7 @@ def trt_cmd(
     calib_size: CalibSize = 256,
     calib_method: CalibMethod = "auto",
     max_map_drop: MaxMapDrop = 0.5,
+    unquantized: Unquantized = "fp16",
     verify_data: VerifyData = None,
     trust_checkpoint: TrustCheckpoint = False,
 ):
@@ -140,7 +141,7 @@ def trt_cmd(
         engine = output or Path((source.stem if source else "model") + ".int8.plan")
         calibrated = _calibrate(onnx_path, weights, calib_data, engine.with_suffix(".onnx"),
                                 calib_dataset, calib_size, calib_method, max_map_drop,
-                                trust_checkpoint)
+                                unquantized, trust_checkpoint)
         onnx_path, weights, output, precision = calibrated.path, None, engine, "int8"
     from reid_trt.engine.api import build_from_onnx_or_weights
     from reid_trt.engine.build import BuildConfig
@@ -176,17 +177,19 @@ CalibMethod = Annotated[str, typer.Option(help="auto|minmax|entropy|percentile (
                                           "retrieval agreement).")]
 MaxMapDrop = Annotated[float, typer.Option(help="With a labelled dataset: mAP points INT8 may "
                                            "lose.")]
+Unquantized = Annotated[str, typer.Option(help="Precision of the layers left unquantized: fp16 "
+                                          "(faster in TensorRT) or fp32.")]
 
 
 def _calibrate(onnx_path, weights, calib_data, output, calib_dataset, calib_size, calib_method,
-               max_map_drop, trust_checkpoint):
+               max_map_drop, unquantized, trust_checkpoint):
     from reid_trt.calibration.api import CalibrationConfig, calibrate_onnx, source_graph
     from reid_trt.calibration.quantize import Budget
 
     if calib_data is None:
         raise ReidTrtError("INT8 needs --calib-data DIR (a re-ID dataset or a folder of crops)")
     config = CalibrationConfig(dataset=calib_dataset, size=calib_size, method=calib_method,
-                               budget=Budget(max_map_drop=max_map_drop))
+                               budget=Budget(max_map_drop=max_map_drop), unquantized=unquantized)
     source, sha, _ = source_graph(onnx_path, weights, trust_checkpoint)
     with console.status("calibrating") as status:
         result = calibrate_onnx(source, sha, calib_data, output, config,
@@ -219,6 +222,7 @@ def calibrate_cmd(
     calib_size: CalibSize = 256,
     calib_method: CalibMethod = "auto",
     max_map_drop: MaxMapDrop = 0.5,
+    unquantized: Unquantized = "fp16",
     trust_checkpoint: TrustCheckpoint = False,
 ):
     """Quantize to an INT8 Q/DQ graph calibrated on re-ID data; unquantized parts chosen by
@@ -226,7 +230,7 @@ def calibrate_cmd(
     source = onnx_path or weights
     default = Path((source.stem if source else "model") + ".int8.onnx")
     _calibrate(onnx_path, weights, calib_data, output or default, calib_dataset, calib_size,
-               calib_method, max_map_drop, trust_checkpoint)
+               calib_method, max_map_drop, unquantized, trust_checkpoint)
 
 
 @app.command("inspect")

@@ -108,6 +108,31 @@ def instancenorm_path(network) -> str | None:
     return "native" if "NORMALIZATION" in kinds else None
 
 
+def weighted_layers(network) -> dict[str, int]:
+    """How many convolution and matrix-multiply layers the strongly typed network computes in
+    each precision: 'int8' where the input comes from a DequantizeLinear (TensorRT fuses the
+    pair into an INT8 kernel), else the layer's float type. The graph's types decide this, so it
+    is known before any GPU builds or runs the engine."""
+    produced_by = {}
+    for i in range(network.num_layers):
+        layer = network.get_layer(i)
+        for j in range(layer.num_outputs):
+            produced_by[layer.get_output(j).name] = layer.type.name
+    names = {"FLOAT": "fp32", "HALF": "fp16", "BF16": "bf16"}
+    counts: dict[str, int] = {}
+    for i in range(network.num_layers):
+        layer = network.get_layer(i)
+        if layer.type.name not in ("CONVOLUTION", "MATRIX_MULTIPLY"):
+            continue
+        source = layer.get_input(0)
+        if produced_by.get(source.name) == "DEQUANTIZE":
+            kind = "int8"
+        else:
+            kind = names.get(layer.get_output(0).dtype.name, layer.get_output(0).dtype.name.lower())
+        counts[kind] = counts.get(kind, 0) + 1
+    return dict(sorted(counts.items()))
+
+
 def _io(network) -> list[dict]:
     tensors = [("input", network.get_input(i)) for i in range(network.num_inputs)]
     tensors += [("output", network.get_output(i)) for i in range(network.num_outputs)]
@@ -226,6 +251,7 @@ def engine_from_onnx(onnx_path: Path | str, output: Path | str | None = None,
         trt_flavour=trt.flavour, trt_version=trt.version, precision=precision,
         profile={"min": lo, "opt": opt, "max": hi}, io=_io(network),
         contract=asdict(contract), targets=targets, instancenorm=in_path or "none",
+        weighted_layers=weighted_layers(network),
         onnx_sha256=sha256_file(onnx_path), engine_bytes=len(engine),
         build_seconds=round(seconds, 2), built_at=datetime.now(timezone.utc).isoformat(
             timespec="seconds"),

@@ -84,6 +84,7 @@ def describe_engine(path: Path) -> dict[str, str]:
                     f"on {m.built_at} in {m.build_seconds} s",
         "targets": m.targets,
         "precision": f"{m.precision} (InstanceNorm {m.instancenorm})",
+        "conv/matmul": ", ".join(f"{n} {k}" for k, n in m.weighted_layers.items()) or "unknown",
         "profile": f"batch min {m.profile['min']}, opt {m.profile['opt']}, max {m.profile['max']}",
         "io": "; ".join(f"{t['mode']} {t['name']} {t['dtype']} {t['shape']}" for t in m.io),
         "contract": f"{c.input_format} {c.layout} {c.height}x{c.width} {c.colour_order}, "

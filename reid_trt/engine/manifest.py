@@ -30,6 +30,7 @@ class Manifest:
     targets: str  # compute capabilities or hardware compatibility level
     instancenorm: str
     onnx_sha256: str
+    weighted_layers: dict[str, int] = field(default_factory=dict)  # conv/matmul count by precision
     engine_sha256: str = ""
     engine_bytes: int = 0
     build_seconds: float = 0.0

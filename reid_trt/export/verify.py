@@ -46,10 +46,15 @@ def ort_session(model: onnx.ModelProto | str):
         import onnxruntime as ort
     except ImportError:
         raise MissingDependencyError("onnxruntime", "ort", "ONNX verification") from None
-    data = model.SerializeToString() if isinstance(model, onnx.ModelProto) else model
+    from reid_trt.export.precision import ort_disabled_optimizers
+
+    if not isinstance(model, onnx.ModelProto):
+        model = onnx.load(model)
     options = ort.SessionOptions()
     options.log_severity_level = 3
-    return ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
+    return ort.InferenceSession(model.SerializeToString(), options,
+                                providers=["CPUExecutionProvider"],
+                                disabled_optimizers=ort_disabled_optimizers(model))
 
 
 def graph_inputs(crops: Sequence[np.ndarray], contract: Contract) -> np.ndarray:

@@ -13,10 +13,12 @@ from typer.testing import CliRunner
 from reid_trt.calibration.api import CalibrationConfig, calibrate_onnx, source_graph
 from reid_trt.calibration.cache import calibration_hash
 from reid_trt.calibration.datasets import load_dataset, read_samples
+from reid_trt.calibration.quantize import layer_groups, quantize, tensor_ranges
 from reid_trt.cli.export import app
 from reid_trt.contract import contract_of
 from reid_trt.engine.build import engine_from_onnx
 from reid_trt.evaluation import neighbour_agreement
+from reid_trt.export.precision import ort_disabled_optimizers, qdq_to_fp16
 from reid_trt.export.verify import cosine_rows, graph_inputs, ort_session
 
 CONFIG = CalibrationConfig(size=128, method="minmax")
@@ -84,8 +86,44 @@ def test_qdq_graph_is_what_tensorrt_takes(calibrated, tmp_path):
             assert not onnx.numpy_helper.to_array(inits[dq.input[2]]).any()
     contract = contract_of(model)
     assert contract.precision == "int8" and contract.variant == "osnet_x0_25"
+    # The unquantized layers are FP16 (opset 19: FP16 Q/DQ scales); the graph is valid ONNX.
+    assert result.report["unquantized_precision"] == "fp16"
+    assert "(kept in fp16)" in result.report["unquantized_layers"]
+    assert model.opset_import[0].version == 19
+    float_types = {i.data_type for i in inits.values() if i.data_type in (
+        onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16)}
+    assert float_types == {onnx.TensorProto.FLOAT16}
+    onnx.checker.check_model(model, full_check=True)
     built = engine_from_onnx(result.path, tmp_path / "int8.plan")
     assert built.manifest.precision == "int8" and built.manifest.preprocessing == contract
+    assert set(built.manifest.weighted_layers) == {"fp16", "int8"}
+    assert sum(built.manifest.weighted_layers.values()) == 188
+
+
+def test_fp16_remainder_against_fp32_remainder(real_weights, mixed_crops, tmp_path):
+    """The same Q/DQ graph with its float layers in FP16 or FP32: the same embeddings to within
+    INT8 rounding, and TensorRT's strongly typed network computes the float layers in FP16."""
+    source, _, contract = source_graph(None, real_weights["msmt17"])
+    x = graph_inputs(mixed_crops[1][:64], contract)
+    ranges = tensor_ranges(source, [x[:32], x[32:]], "minmax")
+    float_blocks = {n for part in ("conv2.0", "conv2.1", "conv3.0")
+                    for n in layer_groups(source)[part]}
+    q32 = quantize(source, ranges, float_blocks)
+    q16 = qdq_to_fp16(q32)
+    assert ort_disabled_optimizers(q16) == ["WeightBiasQuantization"]
+    assert ort_disabled_optimizers(q32) == []
+    a = ort_session(q32).run(None, {"images": x})[0]
+    b = ort_session(q16).run(None, {"images": x})[0]
+    cos = cosine_rows(a, b)
+    assert cos.mean() > 0.995 and cos.min() > 0.98
+    layers = {}
+    for name, model in (("fp32", q32), ("fp16", q16)):
+        path = tmp_path / f"{name}.onnx"
+        onnx.save(model, path)
+        layers[name] = engine_from_onnx(path, tmp_path / f"{name}.plan").manifest.weighted_layers
+    assert set(layers["fp32"]) == {"fp32", "int8"} and set(layers["fp16"]) == {"fp16", "int8"}
+    assert layers["fp16"]["fp16"] == layers["fp32"]["fp32"] == len(float_blocks)
+    assert layers["fp16"]["int8"] == layers["fp32"]["int8"] == 188 - layers["fp16"]["fp16"]
 
 
 def test_calibration_cache_and_report(calibrated):

@@ -19,6 +19,7 @@ class OnnxRuntimeBackend:
             raise MissingDependencyError("onnxruntime", "ort", "running .onnx models") from None
         from reid_trt.contract import contract_of
         from reid_trt.export.api import load_onnx
+        from reid_trt.export.precision import ort_disabled_optimizers
         from reid_trt.runtime.planning import device_index
 
         model = load_onnx(path)
@@ -31,7 +32,8 @@ class OnnxRuntimeBackend:
         options = ort.SessionOptions()
         options.log_severity_level = 3
         # InferenceSession.run is thread-safe: no lock needed around it.
-        self.session = ort.InferenceSession(model.SerializeToString(), options, providers=providers)
+        self.session = ort.InferenceSession(model.SerializeToString(), options, providers=providers,
+                                            disabled_optimizers=ort_disabled_optimizers(model))
         self.input = self.session.get_inputs()[0]
         batch = self.input.shape[0]
         self.static_batch = batch if isinstance(batch, int) else None
