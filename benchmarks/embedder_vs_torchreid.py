@@ -7,7 +7,7 @@ run and on the same real osnet_x0_25 (MSMT17) weights and MOT17 ground-truth box
   - pytorch fp32: the Embedder's PyTorch backend (OpenCV preprocessing, same eager model),
   - ort fp32:     the Embedder on the exported FP32 graph (ONNX Runtime),
   - ort fp32 u8-in: the same graph taking raw uint8 BGR crops (normalisation inside the graph),
-  - ort int8:     the calibrated Q/DQ INT8 graph (reid-export calibrate).
+  - ort int8:     the calibrated Q/DQ INT8 graph (reid-export calibrate --unquantized fp32).
 On a machine with a GPU, pass --engine model.plan to add TensorRT engines.
 
 Run: .venv/bin/python benchmarks/embedder_vs_torchreid.py [--out benchmarks/results] [--quick]
@@ -88,8 +88,9 @@ def graphs(folder: Path, quick: bool) -> list[Path]:
     if quick:
         return [fp32, u8]
     source, sha, _ = source_graph(None, WEIGHTS)
+    # Unquantized layers in FP32: ONNX Runtime's CPU kernels are FP32 (FP16 would only add casts).
     int8 = calibrate_onnx(source, sha, MOT, folder / "osnet.int8.onnx",
-                          CalibrationConfig(size=128, method="minmax")).path
+                          CalibrationConfig(size=128, method="minmax", unquantized="fp32")).path
     return [fp32, u8, int8]
 
 

@@ -184,7 +184,7 @@ def retrieval(embedder: Embedder, protocol) -> dict:
 
 
 def machine_info(subjects: list[Subject]) -> dict:
-    info = {"cpu": _cpu_name(), "cpu_count": os.cpu_count(), "os": platform.platform(),
+    info = {"cpu": cpu_name(), "cpu_count": os.cpu_count(), "os": platform.platform(),
             "python": platform.python_version(), "numpy": np.__version__}
     try:
         import onnxruntime
@@ -204,7 +204,7 @@ def machine_info(subjects: list[Subject]) -> dict:
     return info
 
 
-def _cpu_name() -> str:
+def cpu_name() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
@@ -241,7 +241,8 @@ def _batch_note(subject: Subject, batch: int) -> str | None:
 def time_subjects(subjects: list[Subject], crops: list[np.ndarray], config: BenchConfig,
                   progress: Callable[[str, int], None]) -> None:
     """Fills each subject's result["latency"]: end to end and compute only, per batch size."""
-    per_round = max(config.runs // config.rounds, 1)
+    rounds = min(config.rounds, config.runs)
+    per_round = [config.runs // rounds + (r < config.runs % rounds) for r in range(rounds)]
     for subject in subjects:
         subject.result["latency"] = []
     for batch in config.batches:
@@ -259,13 +260,13 @@ def time_subjects(subjects: list[Subject], crops: list[np.ndarray], config: Benc
             progress(f"batch {batch}: warming up {key[0]}", 0)
             time_calls(fn, config.warmup)
             samples[key] = []
-        for _ in range(config.rounds):
+        for runs in per_round:
             for key, fn in calls.items():
                 progress(f"batch {batch}: {key[1].replace('_', ' ')}, {key[0]}", 0)
                 # One untimed call first: the previous subject's worker threads may still be
                 # spinning (OpenMP, ONNX Runtime), which would land on this first call.
                 fn()
-                samples[key] += time_calls(fn, per_round)
+                samples[key] += time_calls(fn, runs)
         for subject in subjects:
             row = subject.result["latency"][-1]
             for mode in ("end_to_end", "compute"):

@@ -110,9 +110,9 @@ def instancenorm_path(network) -> str | None:
 
 def weighted_layers(network) -> dict[str, int]:
     """How many convolution and matrix-multiply layers the strongly typed network computes in
-    each precision: 'int8' where the input comes from a DequantizeLinear (TensorRT fuses the
-    pair into an INT8 kernel), else the layer's float type. The graph's types decide this, so it
-    is known before any GPU builds or runs the engine."""
+    each precision: 'int8' where both data and weights come from DequantizeLinear (TensorRT
+    fuses them into an INT8 kernel), else the layer's float type. The graph's types decide this,
+    so it is known before any GPU builds or runs the engine."""
     produced_by = {}
     for i in range(network.num_layers):
         layer = network.get_layer(i)
@@ -124,8 +124,9 @@ def weighted_layers(network) -> dict[str, int]:
         layer = network.get_layer(i)
         if layer.type.name not in ("CONVOLUTION", "MATRIX_MULTIPLY"):
             continue
-        source = layer.get_input(0)
-        if produced_by.get(source.name) == "DEQUANTIZE":
+        inputs = [layer.get_input(j) for j in range(min(layer.num_inputs, 2))]
+        if len(inputs) == 2 and all(t is not None and produced_by.get(t.name) == "DEQUANTIZE"
+                                    for t in inputs):
             kind = "int8"
         else:
             kind = names.get(layer.get_output(0).dtype.name, layer.get_output(0).dtype.name.lower())
