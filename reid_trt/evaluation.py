@@ -59,7 +59,8 @@ def evaluate(query: np.ndarray, query_pids, query_cams, gallery: np.ndarray, gal
     first = np.where(hits, rank_of, np.iinfo(np.int64).max).min(axis=1)
     cmc = {k: float((first < k).mean()) for k in ranks}
     hit_count = np.cumsum(hits, axis=1)
-    precision = np.where(hits, hit_count / (rank_of + 1), 0.0)
+    # Precision at each true match (rank_of is -1 before the first kept entry: never a hit).
+    precision = np.divide(hit_count, rank_of + 1, out=np.zeros(hits.shape), where=hits)
     ap = precision.sum(axis=1) / hits.sum(axis=1)
     return RetrievalScores(cmc, float(ap.mean()), int(valid.sum()))
 
