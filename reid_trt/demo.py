@@ -64,7 +64,26 @@ def run_demo(output_dir: Path, variant: str, console: Console) -> list:
     console.print(f"[bold]{step + 1}.[/] Embedder: the same crops through ONNX Runtime "
                   "(fp16, uint8 graph) and PyTorch (the checkpoint)")
     embed_with_both(results[2][1].path, weights, console)
+
+    console.print(f"[bold]{step + 2}.[/] reid-bench: the fp32 graph (and the engine, on a GPU) "
+                  "against the PyTorch checkpoint, same run")
+    bench_demo(weights, results[0][1].path, fp16.with_suffix(".plan"), output_dir, console)
     return results
+
+
+def bench_demo(weights: Path, graph: Path, engine: Path, output_dir: Path, console: Console) -> dict:
+    from reid_trt.bench.report import print_tables, write_outputs
+    from reid_trt.bench.run import BenchConfig, run_bench
+    from reid_trt.runtime.embedder import _default_device
+
+    engines = [engine] if engine.is_file() and _default_device() != "cpu" else []
+    report = run_bench(engines, [graph], weights, BenchConfig(batches=(1, 8), runs=6, warmup=1,
+                                                             rounds=2, num_crops=16),
+                       lambda what, done, total: None)
+    print_tables(report, console)
+    outputs = write_outputs(report, output_dir / "bench.json", output_dir / "bench.md")
+    console.print(f"    wrote {', '.join(str(p) for p in outputs)}")
+    return report
 
 
 def embed_with_both(graph: Path, weights: Path, console: Console) -> float:

@@ -1,5 +1,6 @@
 """`reid-export` through Typer's runner: output, exit codes, one-line errors, nothing written."""
 
+import json
 import os
 
 import onnx
@@ -101,10 +102,14 @@ def test_demo_runs_on_generated_weights(tmp_path):
     result = invoke("demo", "-o", tmp_path, "--variant", "osnet_ain_x0_25")
     assert result.exit_code == 0, result.output
     names = sorted(p.name for p in tmp_path.iterdir())
-    assert names == ["osnet_ain_x0_25.fp16.onnx", "osnet_ain_x0_25.fp16.plan",
-                     "osnet_ain_x0_25.fp16.plan.json", "osnet_ain_x0_25.fp16.uint8.onnx",
-                     "osnet_ain_x0_25.fp32.onnx", "osnet_ain_x0_25_generated.pth"]
+    assert names == ["bench.json", "bench.md", "osnet_ain_x0_25.fp16.onnx",
+                     "osnet_ain_x0_25.fp16.plan", "osnet_ain_x0_25.fp16.plan.json",
+                     "osnet_ain_x0_25.fp16.uint8.onnx", "osnet_ain_x0_25.fp32.onnx",
+                     "osnet_ain_x0_25_generated.pth"]
     assert "ONNX Runtime vs PyTorch" in result.stdout and "TensorRT-RTX" in result.stdout
+    bench = json.loads((tmp_path / "bench.json").read_text())
+    assert [s["label"] for s in bench["subjects"]] == ["pytorch fp32", "ort fp32"]
+    assert bench["subjects"][1]["parity"]["min_cosine"] > 0.9999
 
 
 def test_trt_from_weights_then_inspect(real_weights, tmp_path):
