@@ -73,6 +73,10 @@ def print_tables(report: dict, console) -> None:
             table.add_row(*row)
         console.print(table)
     console.print(describe(report))
+    for s in report["subjects"]:
+        if s["same_weights"] is False:
+            console.print(f"note: {s['path']} was not exported from the --weights file (sha256 "
+                          "differs): its parity compares two different models")
 
 
 def markdown(report: dict) -> str:

@@ -171,3 +171,14 @@ def test_crops_from_a_mot_tree(shared_data):
                                           num_crops=24))
     assert len(crops) == 24 and "ground-truth boxes" in note
     assert all(c.ndim == 3 and c.shape[0] >= 32 for c in crops)
+
+
+def test_graph_from_other_weights_is_flagged(real_weights, graphs, tmp_path):
+    result = runner.invoke(app, ["-w", str(real_weights["market1501"]), "--onnx",
+                                 str(graphs["fp32"]), "--batch", "1", "--runs", "1",
+                                 "--num-crops", "4", "--json", str(tmp_path / "r.json")])
+    assert result.exit_code == 0, result.output
+    assert "was not exported from the --weights file" in " ".join(result.output.split())
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert report["subjects"][1]["same_weights"] is False and report["settings"]["rounds"] == 1
+    assert report["subjects"][1]["parity"]["mean_cosine"] < 0.99  # two different models
