@@ -107,7 +107,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         subjects = open_subjects(args.engine, graphs(Path(tmp), args.quick), WEIGHTS, config)
         reference = Subject("torchreid-style (PIL + eager)", "baseline", WEIGHTS,
-                            TorchreidStyle(WEIGHTS), "fp32", True)
+                            TorchreidStyle(WEIGHTS), True)
         with console.status("benchmarking") as status:
             report = measure([reference, *subjects], config,
                              lambda what, done, total: status.update(f"{what} ({done}/{total})"))

@@ -49,13 +49,8 @@ class Subject:
     role: str  # "baseline" (PyTorch eager, from --weights) or "subject"
     path: Path
     embedder: Embedder
-    precision: str
     same_weights: bool | None = None  # built from the --weights file? None: unknown
     result: dict = field(default_factory=dict)
-
-
-def _precision(embedder: Embedder) -> str:
-    return "fp32" if embedder.backend_name == "torch" else embedder.contract.precision
 
 
 def companion_onnx(engine: Path) -> Path | None:
@@ -86,16 +81,15 @@ def open_subjects(engines: list[Path], graphs: list[Path], weights: Path | None,
     if weights is not None:
         embedder = Embedder(weights, device=config.device, variant=config.variant,
                             trust_checkpoint=config.trust_checkpoint)
-        subjects.append(Subject("pytorch fp32", "baseline", Path(weights), embedder, "fp32", True))
+        subjects.append(Subject("pytorch fp32", "baseline", Path(weights), embedder, True))
     for path in paths:
         embedder = Embedder(path, device=config.device)
-        precision = _precision(embedder)
+        precision = embedder.contract.precision
         source = embedder.contract.weights_sha256
         same = None if not (weights_sha and source) else source == weights_sha
         label = {"onnxruntime": "ort", "tensorrt": "trt"}.get(embedder.backend_name)
         label += f" {precision}" + (" u8-in" if embedder.contract.input_format == "uint8-bgr" else "")
-        subjects.append(Subject(label, "subject", Path(path),
-                                embedder, precision, same))
+        subjects.append(Subject(label, "subject", Path(path), embedder, same))
     labels = [s.label for s in subjects]
     for subject in subjects:  # two graphs of one backend and precision: tell them apart by file
         if labels.count(subject.label) > 1:
@@ -121,14 +115,17 @@ def bench_crops(config: BenchConfig) -> tuple[list[np.ndarray], str]:
     """Crops for parity and timing: a folder of crops, the ground-truth boxes of a MOTChallenge
     tree (detector-sized crops), or generated ones."""
     if config.crops_dir is not None:
-        from reid_trt.calibration.datasets import detect_kind, load_dataset, read_samples
+        from reid_trt.calibration.datasets import (
+            detect_kind,
+            load_dataset,
+            read_samples,
+            stratified_sample,
+        )
         from reid_trt.data.folder import read_crops
 
         root = Path(config.crops_dir)
         if root.is_dir() and detect_kind(root) == "mot17":
             # Spread over tracks and sequences (stratified, fixed seed), as calibration does.
-            from reid_trt.calibration.datasets import stratified_sample
-
             boxes = load_dataset(root, "mot17").train
             crops, _, _ = read_samples(stratified_sample(boxes, min(config.num_crops,
                                                                     len(boxes))))
@@ -153,13 +150,15 @@ def parity(reference: np.ndarray, candidate: np.ndarray, k: int) -> dict:
 
 def load_protocol(kind: str, root: Path, max_queries: int | None):
     """(query crops, query samples, gallery crops, gallery samples, unreadable count)."""
-    from reid_trt.calibration.datasets import load_dataset, read_samples, stratified_sample
+    from reid_trt.calibration.datasets import (
+        DatasetOptions,
+        load_dataset,
+        read_samples,
+        stratified_sample,
+    )
 
-    try:
-        dataset = load_dataset(root, kind)
-    except ReidTrtError as e:  # the readers name calibration's options
-        raise ReidTrtError(str(e).replace("--calib-dataset", "--dataset")
-                           .replace("--calib-data", "--dataset")) from None
+    # A plain folder has no query/gallery split: no use suggesting it here.
+    dataset = load_dataset(root, kind, DatasetOptions("--dataset", "--dataset", folder_ok=False))
     if not dataset.has_protocol:
         raise ReidTrtError(f"--dataset {kind} {root}: no query/gallery split there; mAP needs a "
                            "labelled re-ID set (market1501, dukemtmc, msmt17 or cuhk03 layout)")
@@ -358,7 +357,7 @@ def _subject_dict(s: Subject) -> dict:
     e = s.embedder
     memory = e.backend.device_memory_bytes()
     return {"label": s.label, "role": s.role, "backend": e.backend_name, "device": e.backend.device,
-            "path": str(s.path), "precision": s.precision, "variant": e.contract.variant,
+            "path": str(s.path), "precision": e.contract.precision, "variant": e.contract.variant,
             "input_format": e.contract.input_format, "same_weights": s.same_weights,
             "device_memory_mib": None if memory is None else memory / 2**20,
             "parity": s.result.get("parity"), "retrieval": s.result.get("retrieval"),

@@ -46,11 +46,28 @@ class ReidDataset:
         return bool(self.query and self.gallery)
 
 
-def _layout_error(kind: str, root: Path, wanted: str) -> ReidTrtError:
+@dataclass(frozen=True)
+class DatasetOptions:
+    """The command-line options that errors about a dataset name (they differ per command)."""
+
+    data: str = "--calib-data"
+    kind: str = "--calib-dataset"
+    folder_ok: bool = True  # is a plain folder of crops an alternative for this command?
+
+
+class _LayoutMismatch(Exception):
+    """A folder lacks what its dataset kind needs; load_dataset words it for the caller."""
+
+    def __init__(self, wanted: str):
+        self.wanted = wanted
+
+
+def _layout_error(options: DatasetOptions, kind: str, root: Path, wanted: str) -> ReidTrtError:
     found = sorted(p.name for p in root.iterdir())[:8] if root.is_dir() else []
-    return ReidTrtError(f"--calib-dataset {kind}: {root} has no {wanted} (found: "
-                        f"{', '.join(found) or 'nothing'}); pass the dataset's root folder, or "
-                        "--calib-dataset folder for a plain folder of crops")
+    alternative = f", or {options.kind} folder for a plain folder of crops" if options.folder_ok else ""
+    return ReidTrtError(f"{options.kind} {kind}: {root} has no {wanted} (found: "
+                        f"{', '.join(found) or 'nothing'}); pass the dataset's root folder"
+                        + alternative)
 
 
 def _market_like(root: Path, kind: str) -> ReidDataset:
@@ -70,7 +87,7 @@ def _market_like(root: Path, kind: str) -> ReidDataset:
         if kind == "cuhk03":
             nested = [root / s for s in ("detected", "labeled") if (root / s).is_dir()] or nested
         if not nested:
-            raise _layout_error(kind, root, "bounding_box_train/ (nor a subfolder with one)")
+            raise _LayoutMismatch("bounding_box_train/ (nor a subfolder with one)")
         root = nested[0]
     return ReidDataset(kind, root, split("bounding_box_train"), split("query"),
                        split("bounding_box_test"))
@@ -80,7 +97,7 @@ def _msmt17(root: Path) -> ReidDataset:
     folders = {"v1": ("train", "test"), "v2": ("mask_train_v2", "mask_test_v2")}
     version = next((v for v, (a, b) in folders.items() if (root / a).is_dir()), None)
     if version is None or not (root / "list_train.txt").is_file():
-        raise _layout_error("msmt17", root, "train/ or mask_train_v2/ with list_train.txt")
+        raise _LayoutMismatch("train/ or mask_train_v2/ with list_train.txt")
     train_dir, test_dir = (root / f for f in folders[version])
 
     def listed(list_name: str, folder: Path) -> list[Sample]:
@@ -104,7 +121,7 @@ def _msmt17(root: Path) -> ReidDataset:
 def _mot17(root: Path) -> ReidDataset:
     sequences = sorted(p.parent.parent for p in root.rglob("gt/gt.txt"))
     if not sequences:
-        raise _layout_error("mot17", root, "sequences with gt/gt.txt")
+        raise _LayoutMismatch("sequences with gt/gt.txt")
     samples = []
     for cam, seq in enumerate(sequences):
         gt = np.loadtxt(seq / "gt" / "gt.txt", delimiter=",", ndmin=2)
@@ -145,22 +162,27 @@ def detect_kind(root: Path) -> str:
     return "folder"
 
 
-def load_dataset(root: Path | str, kind: str = "auto") -> ReidDataset:
-    """The samples of a dataset folder (`kind` 'auto' guesses from the layout)."""
+def load_dataset(root: Path | str, kind: str = "auto",
+                 options: DatasetOptions = DatasetOptions()) -> ReidDataset:
+    """The samples of a dataset folder (`kind` 'auto' guesses from the layout); errors name
+    `options`, the caller's command-line options."""
     root = Path(root)
     if not root.is_dir():
-        raise ReidTrtError(f"--calib-data {root}: no such directory")
+        raise ReidTrtError(f"{options.data} {root}: no such directory")
     if kind == "auto":
         kind = detect_kind(root)
     if kind not in KINDS:
-        raise ReidTrtError(f"--calib-dataset {kind}: choose one of {', '.join(KINDS)}")
-    if kind in ("market1501", "dukemtmc", "cuhk03"):
-        dataset = _market_like(root, kind)
-    else:
-        dataset = {"msmt17": _msmt17, "mot17": _mot17, "folder": _folder}[kind](root)
+        raise ReidTrtError(f"{options.kind} {kind}: choose one of {', '.join(KINDS)}")
+    try:
+        if kind in ("market1501", "dukemtmc", "cuhk03"):
+            dataset = _market_like(root, kind)
+        else:
+            dataset = {"msmt17": _msmt17, "mot17": _mot17, "folder": _folder}[kind](root)
+    except _LayoutMismatch as e:
+        raise _layout_error(options, kind, root, e.wanted) from None
     if not dataset.train:
-        raise ReidTrtError(f"--calib-data {root}: no images ({', '.join(sorted(IMAGE_SUFFIXES))}) "
-                           f"found for --calib-dataset {kind}")
+        raise ReidTrtError(f"{options.data} {root}: no images ({', '.join(sorted(IMAGE_SUFFIXES))}) "
+                           f"found for {options.kind} {kind}")
     return dataset
 
 

@@ -143,6 +143,7 @@ def test_bad_input(graphs, shared_data, tmp_path, args, message):
     result = runner.invoke(app, args)
     assert result.exit_code != 0
     assert message in " ".join(result.output.split()), result.output
+    assert "--calib" not in result.output and "plain folder" not in result.output
     assert not any(p.suffix in (".json", ".md", ".png") for p in tmp_path.rglob("*"))
 
 

@@ -98,7 +98,8 @@ def test_stratified_sample_spreads_identities():
 @pytest.mark.parametrize("setup,kind,message", [
     (lambda p: None, "folder", "no images"),
     (lambda p: (p / "notes.txt").write_text("x"), "folder", "no images"),
-    (lambda p: write(p / "a.jpg"), "market1501", "has no bounding_box_train"),
+    (lambda p: write(p / "a.jpg"), "market1501",
+     "--calib-dataset market1501: .* has no bounding_box_train.*--calib-dataset folder"),
     (lambda p: write(p / "a.jpg"), "msmt17", "list_train.txt"),
     (lambda p: write(p / "a.jpg"), "viper", "--calib-dataset viper"),
 ])
