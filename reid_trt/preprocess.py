@@ -84,3 +84,12 @@ def preprocess_numpy(crops: Sequence[np.ndarray], size: tuple[int, int] = (
         std: Sequence[float] = defaults.IMAGENET_STD) -> np.ndarray:
     """BGR crops of any size to the float N,3,H,W tensor torchreid models take."""
     return normalize_nhwc_bgr(resize_bgr(crops, size), mean, std)
+
+
+def graph_input(crops: Sequence[np.ndarray], contract) -> np.ndarray:
+    """Crops -> the batch a graph with this `Contract` takes: resized, and normalised to float32
+    N,3,H,W unless the graph takes raw uint8 BGR and normalises inside."""
+    batch = resize_bgr(crops, (contract.height, contract.width))
+    if contract.input_format == "uint8-bgr":
+        return batch
+    return normalize_nhwc_bgr(batch, contract.mean, contract.std)

@@ -12,7 +12,7 @@ from reid_trt import defaults
 from reid_trt.contract import Contract
 from reid_trt.data.synthetic import person_like_crops
 from reid_trt.errors import MissingDependencyError, VerificationError
-from reid_trt.preprocess import preprocess_numpy, resize_bgr
+from reid_trt.preprocess import graph_input, preprocess_numpy
 
 
 @dataclass(frozen=True)
@@ -58,12 +58,9 @@ def ort_session(model: onnx.ModelProto | str):
 
 
 def graph_inputs(crops: Sequence[np.ndarray], contract: Contract) -> np.ndarray:
-    """What the graph takes for these crops, per its contract."""
-    size = (contract.height, contract.width)
-    if contract.input_format == "uint8-bgr":
-        return resize_bgr(crops, size)
-    x = preprocess_numpy(crops, size, contract.mean, contract.std)
-    return x.astype(np.float16) if contract.io_dtype == "fp16" else x
+    """What the graph takes for these crops, per its contract, in its input dtype."""
+    x = graph_input(crops, contract)
+    return x.astype(np.float16) if contract.io_dtype == "fp16" and x.dtype == np.float32 else x
 
 
 def run_onnx(session, x: np.ndarray, static_batch: int | None) -> np.ndarray:

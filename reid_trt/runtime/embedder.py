@@ -9,7 +9,7 @@ import numpy as np
 
 from reid_trt import defaults
 from reid_trt.errors import ReidTrtError
-from reid_trt.preprocess import normalize_nhwc_bgr, resize_bgr
+from reid_trt.preprocess import graph_input
 from reid_trt.runtime.planning import clip_boxes, pad_batch, plan_batches
 
 ENGINE_SUFFIXES = (".plan", ".engine", ".trt")
@@ -91,11 +91,7 @@ class Embedder:
 
     def preprocess(self, crops: Sequence[np.ndarray]) -> np.ndarray:
         """Crops -> the graph's input batch (resized; normalised unless the graph does it)."""
-        c = self.contract
-        batch = resize_bgr(crops, (c.height, c.width))
-        if c.input_format == "uint8-bgr":
-            return batch
-        return normalize_nhwc_bgr(batch, c.mean, c.std)
+        return graph_input(crops, self.contract)
 
     def _run(self, x: np.ndarray) -> np.ndarray:
         out = np.empty((len(x), self.dim), dtype=np.float32)
