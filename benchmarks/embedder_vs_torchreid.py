@@ -29,8 +29,9 @@ from reid_trt.bench.report import print_tables, write_outputs
 from reid_trt.bench.run import BenchConfig, Subject, measure, open_subjects
 from reid_trt.calibration.api import CalibrationConfig, calibrate_onnx, source_graph
 from reid_trt.cli.common import console
-from reid_trt.contract import Contract
-from reid_trt.defaults import IMAGENET_MEAN, IMAGENET_STD
+from reid_trt.core.batching import BatchLimits
+from reid_trt.core.contract import Contract
+from reid_trt.core.defaults import IMAGENET_MEAN, IMAGENET_STD
 from reid_trt.export.api import ExportConfig, export_onnx
 from reid_trt.models.checkpoint import load_model
 
@@ -40,14 +41,17 @@ MOT = DATA / "reid" / "mot17-mini"
 
 
 class TorchreidStyle:
-    """torchreid.utils.FeatureExtractor's path, with the Embedder's interface for the bench."""
+    """torchreid.utils.FeatureExtractor's path: the Embedder's interface for the bench, and its
+    own backend (reid_trt.runtime.backends.base.Backend), timed by the torch hook."""
 
-    backend_name = "torch"
+    name = backend_name = "torch"
     device = "cpu"
-    static_batch, min_batch, max_batch = None, 1, None
+    limits = BatchLimits()
+    accepts_device_tensors = False
 
     def __init__(self, weights: Path):
         loaded = load_model(weights)
+        self.torch = torch
         self.model = loaded.model.eval()
         self.contract = Contract(variant=loaded.variant)
         self.backend = self
@@ -67,15 +71,15 @@ class TorchreidStyle:
         with torch.no_grad():
             return self.model(self.preprocess(crops)).numpy()
 
-    def compute_fn(self, batch: torch.Tensor):
-        def forward():
-            with torch.no_grad():
-                self.model(batch)
+    def to_device(self, batch: torch.Tensor) -> torch.Tensor:
+        return batch  # preprocess already made the CPU tensor
 
-        return forward
+    def run(self, batch: torch.Tensor) -> np.ndarray:
+        with torch.no_grad():
+            return self.model(batch).numpy()
 
-    def device_memory_bytes(self):
-        return None
+    def run_device(self, tensor) -> np.ndarray:
+        return self.run(tensor)
 
     def close(self) -> None:
         pass
@@ -115,6 +119,7 @@ def main() -> None:
     print_tables(report, console)
     gpu = report["machine"].get("gpu")
     name = f"embedder_vs_torchreid_{'gpu' if gpu else 'cpu'}"
+    args.out.mkdir(parents=True, exist_ok=True)
     write_outputs(report, *(args.out / f"{name}.{ext}" for ext in ("json", "md", "png")))
 
 

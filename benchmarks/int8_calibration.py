@@ -21,12 +21,13 @@ import cv2
 
 from reid_trt.bench.run import cpu_name
 from reid_trt.calibration.api import CalibrationConfig, calibrate_onnx, source_graph
-from reid_trt.calibration.datasets import load_dataset, read_samples
-from reid_trt.contract import contract_of
+from reid_trt.core.contract import contract_of
+from reid_trt.core.metrics import cosine_rows, neighbour_agreement
+from reid_trt.core.onnxio import ort_session
+from reid_trt.core.preprocess import graph_input
+from reid_trt.data.datasets import load_dataset, read_samples
 from reid_trt.data.folder import read_crops
 from reid_trt.engine.build import engine_from_onnx
-from reid_trt.evaluation import neighbour_agreement
-from reid_trt.export.verify import cosine_rows, graph_inputs, ort_session
 
 DATA = Path(os.environ.get("REID_TRT_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
 
@@ -55,7 +56,7 @@ def main() -> None:
             source, sha, _ = source_graph(None, DATA / "weights" / f"osnet_x0_25_{name}.pth")
             result = calibrate_onnx(source, sha, tmp / "crops", tmp / f"{name}.int8.onnx",
                                     CalibrationConfig(size=128, method="minmax"))
-            x = graph_inputs(crops, contract_of(source))
+            x = graph_input(crops, contract_of(source))
             fp32 = ort_session(source).run(None, {"images": x})[0]
             int8 = ort_session(str(result.path)).run(None, {"images": x})[0]
             cos = cosine_rows(int8, fp32)

@@ -14,10 +14,10 @@ import numpy as np
 import torch
 from PIL import Image
 
+from reid_trt.core.preprocess import normalize_nhwc_bgr, resize_bgr
 from reid_trt.data.folder import read_crops
 from reid_trt.data.mot import mot_crops
 from reid_trt.models.checkpoint import load_model
-from reid_trt.preprocess import normalize_nhwc_bgr, resize_bgr
 
 DATA = Path(os.environ.get("REID_TRT_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
 SIZE = (256, 128)

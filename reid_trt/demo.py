@@ -12,7 +12,7 @@ def write_generated_checkpoint(path: Path, variant: str, seed: int = 0) -> Path:
     """A torchreid-style training checkpoint with generated weights (see models.init)."""
     import torch
 
-    from reid_trt.fileio import atomic_path
+    from reid_trt.core.fileio import atomic_path
     from reid_trt.models.init import generate_weights
 
     checkpoint = {"state_dict": generate_weights(variant, seed=seed), "epoch": 0, "rank1": 0.0}
@@ -22,13 +22,22 @@ def write_generated_checkpoint(path: Path, variant: str, seed: int = 0) -> Path:
 
 
 def run_demo(output_dir: Path, variant: str, console: Console) -> list:
+    from reid_trt.core.errors import MissingDependencyError, OutputPathError
+    from reid_trt.core.fileio import check_output
     from reid_trt.engine.build import engine_from_onnx
-    from reid_trt.errors import MissingDependencyError
     from reid_trt.export.api import ExportConfig, export_onnx
-    from reid_trt.fileio import check_writable
+    from reid_trt.models import get_variant
 
-    output_dir.mkdir(parents=True, exist_ok=True)
-    weights = check_writable(output_dir / f"{variant}_generated.pth", "--output-dir")
+    get_variant(variant)
+    if output_dir.exists() and not output_dir.is_dir():
+        raise OutputPathError(f"--output-dir {output_dir} is a file; pass a directory (it is "
+                              "created if missing)")
+    try:
+        output_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise OutputPathError(f"--output-dir {output_dir} cannot be created ({e.strerror}); "
+                              "pass another directory") from None
+    weights = check_output(output_dir / f"{variant}_generated.pth", "--output-dir")
     console.print(f"[bold]1.[/] generating {variant} weights with realistic BN/IN statistics")
     write_generated_checkpoint(weights, variant)
     steps = [("fp32", ExportConfig()), ("fp16", ExportConfig(precision="fp16")),
@@ -74,9 +83,9 @@ def run_demo(output_dir: Path, variant: str, console: Console) -> list:
 def bench_demo(weights: Path, graph: Path, engine: Path, output_dir: Path, console: Console) -> dict:
     from reid_trt.bench.report import print_tables, write_outputs
     from reid_trt.bench.run import BenchConfig, run_bench
-    from reid_trt.runtime.embedder import _default_device
+    from reid_trt.runtime.embedder import cuda_present
 
-    engines = [engine] if engine.is_file() and _default_device() != "cpu" else []
+    engines = [engine] if engine.is_file() and cuda_present() else []
     report = run_bench(engines, [graph], weights, BenchConfig(batches=(1, 8), runs=6, warmup=1,
                                                              rounds=2, num_crops=16),
                        lambda what, done, total: None)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from reid_trt import defaults
+from reid_trt.core import defaults
 
 ROOT = Path(__file__).resolve().parents[1]
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
@@ -90,7 +90,7 @@ def market_like(shared_data, tmp_path_factory) -> Path:
     (camera 2)."""
     import cv2
 
-    from reid_trt.calibration.datasets import load_dataset, read_samples
+    from reid_trt.data.datasets import load_dataset, read_samples
 
     dataset = load_dataset(shared_data / "reid" / "mot17-mini")
     root = tmp_path_factory.mktemp("market_like")

@@ -31,7 +31,7 @@ def run_blocked(code: str) -> subprocess.CompletedProcess:
 
 def test_modules_import_without_optional_packages():
     light = [m for m in all_modules() if not m.startswith(TORCH_MODULES)]
-    assert "reid_trt.cli.export" in light and "reid_trt.contract" in light
+    assert "reid_trt.cli.export" in light and "reid_trt.core.contract" in light
     result = run_blocked("import importlib\n" + "".join(
         f"importlib.import_module({m!r})\n" for m in light))
     assert result.returncode == 0, result.stderr

@@ -6,8 +6,8 @@ import io
 import json
 from pathlib import Path
 
-from reid_trt.errors import MissingDependencyError
-from reid_trt.fileio import write_bytes_atomic
+from reid_trt.core.errors import MissingDependencyError
+from reid_trt.core.fileio import write_bytes_atomic
 
 MODES = ("end_to_end", "compute")
 

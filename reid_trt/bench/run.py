@@ -19,15 +19,23 @@ from pathlib import Path
 import numpy as np
 
 from reid_trt import __version__
+from reid_trt.bench.hooks import compute_call, device_memory_bytes
 from reid_trt.bench.timing import summarize, time_calls
-from reid_trt.errors import ReidTrtError
+from reid_trt.core.errors import ReidTrtError
+from reid_trt.core.options import ConfigError, batch_size, bounded, parse_device
 from reid_trt.runtime.embedder import Embedder
 
 Progress = Callable[[str, int, int], None]  # (what is running, steps done, steps in all)
 
 
-@dataclass
+MAX_CROPS = 10_000  # parity crops are held in memory, decoded
+MAX_RUNS = 10_000
+
+
+@dataclass(frozen=True)
 class BenchConfig:
+    """Settings of one reid-bench run, checked on construction."""
+
     batches: tuple[int, ...] = (1, 8, 32, 64)
     warmup: int = 3  # untimed calls per subject and batch size (allocation, autotuning)
     runs: int = 30  # timed calls per subject, batch size and mode
@@ -42,6 +50,22 @@ class BenchConfig:
     trust_checkpoint: bool = False
     companion_onnx: bool = True  # an engine's source .onnx, found beside it, runs too
 
+    def __post_init__(self):
+        if not self.batches:
+            raise ConfigError("batches", self.batches, "give at least one batch size")
+        for b in self.batches:
+            batch_size(b, "batches")
+        bounded(self.runs, "runs", 1, MAX_RUNS)
+        bounded(self.warmup, "warmup", 0, MAX_RUNS)
+        bounded(self.rounds, "rounds", 1, MAX_RUNS)
+        bounded(self.num_crops, "num_crops", 2, MAX_CROPS, "parity compares neighbours, which "
+                "needs two crops or more")
+        bounded(self.topk, "topk", 1, 1000)
+        if self.max_queries is not None:
+            bounded(self.max_queries, "max_queries", 1)
+        if self.device is not None:
+            parse_device(self.device)
+
 
 @dataclass
 class Subject:
@@ -55,8 +79,8 @@ class Subject:
 
 def companion_onnx(engine: Path) -> Path | None:
     """The .onnx an engine was built from, if it lies beside it (matched by sha256)."""
-    from reid_trt.engine.manifest import read_manifest
-    from reid_trt.fileio import sha256_file
+    from reid_trt.core.fileio import sha256_file
+    from reid_trt.core.manifest import read_manifest
 
     wanted = read_manifest(engine).onnx_sha256
     candidates = sorted(engine.parent.glob(f"{engine.stem.split('.')[0]}*.onnx"))
@@ -65,7 +89,7 @@ def companion_onnx(engine: Path) -> Path | None:
 
 def open_subjects(engines: list[Path], graphs: list[Path], weights: Path | None,
                   config: BenchConfig) -> list[Subject]:
-    from reid_trt.fileio import sha256_file
+    from reid_trt.core.fileio import sha256_file
 
     if not (engines or graphs or weights):
         raise ReidTrtError("nothing to benchmark: pass --engine PLAN, --onnx MODEL and/or "
@@ -115,7 +139,7 @@ def bench_crops(config: BenchConfig) -> tuple[list[np.ndarray], str]:
     """Crops for parity and timing: a folder of crops, the ground-truth boxes of a MOTChallenge
     tree (detector-sized crops), or generated ones."""
     if config.crops_dir is not None:
-        from reid_trt.calibration.datasets import (
+        from reid_trt.data.datasets import (
             detect_kind,
             load_dataset,
             read_samples,
@@ -139,8 +163,7 @@ def bench_crops(config: BenchConfig) -> tuple[list[np.ndarray], str]:
 
 
 def parity(reference: np.ndarray, candidate: np.ndarray, k: int) -> dict:
-    from reid_trt.evaluation import neighbour_agreement
-    from reid_trt.export.verify import cosine_rows
+    from reid_trt.core.metrics import cosine_rows, neighbour_agreement
 
     cos = cosine_rows(reference, candidate)
     return {"crops": len(cos), "min_cosine": float(cos.min()), "mean_cosine": float(cos.mean()),
@@ -150,7 +173,7 @@ def parity(reference: np.ndarray, candidate: np.ndarray, k: int) -> dict:
 
 def load_protocol(kind: str, root: Path, max_queries: int | None):
     """(query crops, query samples, gallery crops, gallery samples, unreadable count)."""
-    from reid_trt.calibration.datasets import (
+    from reid_trt.data.datasets import (
         DatasetOptions,
         load_dataset,
         read_samples,
@@ -173,7 +196,7 @@ def load_protocol(kind: str, root: Path, max_queries: int | None):
 
 
 def retrieval(embedder: Embedder, protocol) -> dict:
-    from reid_trt.evaluation import evaluate
+    from reid_trt.core.metrics import evaluate
 
     q_crops, q_samples, g_crops, g_samples, _ = protocol
     scores = evaluate(embedder.embed(q_crops), [s.pid for s in q_samples],
@@ -217,9 +240,7 @@ def _gpu_name(device: str) -> str | None:
     try:
         from cuda.bindings import runtime as cudart
 
-        from reid_trt.runtime.planning import device_index
-
-        err, props = cudart.cudaGetDeviceProperties(device_index(device))
+        err, props = cudart.cudaGetDeviceProperties(parse_device(device).index)
         return props.name.decode().rstrip("\x00") if int(err) == 0 else None
     except Exception:  # informational only
         return None
@@ -227,13 +248,13 @@ def _gpu_name(device: str) -> str | None:
 
 def _batch_note(subject: Subject, batch: int) -> str | None:
     """Why compute-only timing is skipped at this batch size (the engine can't take it as is)."""
-    backend = subject.embedder.backend
-    if backend.static_batch is not None and backend.static_batch != batch:
-        return f"static batch {backend.static_batch}"
-    if backend.max_batch is not None and batch > backend.max_batch:
-        return f"above the profile maximum {backend.max_batch} (end to end runs it in chunks)"
-    if batch < backend.min_batch:
-        return f"below the profile minimum {backend.min_batch} (end to end pads it)"
+    limits = subject.embedder.backend.limits
+    if limits.static is not None and limits.static != batch:
+        return f"static batch {limits.static}"
+    if limits.max is not None and batch > limits.max:
+        return f"above the profile maximum {limits.max} (end to end runs it in chunks)"
+    if batch < limits.min:
+        return f"below the profile minimum {limits.min} (end to end pads it)"
     return None
 
 
@@ -252,8 +273,8 @@ def time_subjects(subjects: list[Subject], crops: list[np.ndarray], config: Benc
             calls[subject.label, "end_to_end"] = lambda e=embedder, c=batch_crops: e.embed(c)
             note = _batch_note(subject, batch)
             if note is None:
-                calls[subject.label, "compute"] = embedder.backend.compute_fn(
-                    embedder.preprocess(batch_crops))
+                calls[subject.label, "compute"] = compute_call(
+                    embedder.backend, embedder.preprocess(batch_crops))
             subject.result["latency"].append({"batch": batch, "note": note})
         for key, fn in calls.items():
             progress(f"batch {batch}: warming up {key[0]}", 0)
@@ -285,19 +306,11 @@ def add_ratios(subjects: list[Subject], reference: Subject) -> None:
                                           if row[mode] and ref else None)
 
 
-def check_config(config: BenchConfig) -> None:
-    if not config.batches or min(config.batches) < 1:
-        raise ReidTrtError(f"--batch {','.join(map(str, config.batches))}: give sizes >= 1")
-    if config.runs < 1 or config.warmup < 0 or config.rounds < 1:
-        raise ReidTrtError("--runs and --rounds must be >= 1, --warmup >= 0")
-
-
 def run_bench(engines: list[Path], graphs: list[Path], weights: Path | None,
               config: BenchConfig | None = None,
               progress: Progress = lambda what, done, total: None) -> dict:
     """Opens the subjects (the PyTorch baseline first), then `measure`s them."""
     config = config or BenchConfig()
-    check_config(config)
     protocol = (load_protocol(*config.dataset, config.max_queries)
                 if config.dataset is not None else None)
     subjects = open_subjects(engines, graphs, weights, config)
@@ -355,7 +368,7 @@ def measure(subjects: list[Subject], config: BenchConfig,
 
 def _subject_dict(s: Subject) -> dict:
     e = s.embedder
-    memory = e.backend.device_memory_bytes()
+    memory = device_memory_bytes(e.backend)
     return {"label": s.label, "role": s.role, "backend": e.backend_name, "device": e.backend.device,
             "path": str(s.path), "precision": e.contract.precision, "variant": e.contract.variant,
             "input_format": e.contract.input_format, "same_weights": s.same_weights,

@@ -19,9 +19,11 @@ from pathlib import Path
 import numpy as np
 import onnx
 
-from reid_trt.errors import MissingDependencyError, ReidTrtError
+from reid_trt.core.errors import MissingDependencyError
+from reid_trt.core.options import CalibrationMethod as Method
+from reid_trt.core.options import choice
 
-METHODS = ("minmax", "entropy", "percentile")
+METHODS = tuple(m.value for m in Method if m != Method.AUTO)
 # TensorRT fuses Q/DQ into the weighted layers; quantizing their inputs is what pays.
 QUANTIZED_OPS = ["Conv", "Gemm"]
 
@@ -39,10 +41,9 @@ def tensor_ranges(model: onnx.ModelProto, batches: list[np.ndarray], method: str
     q = _ort_quantization()
     from onnxruntime.quantization.calibrate import CalibrationMethod, create_calibrator
 
-    kind = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
-            "percentile": CalibrationMethod.Percentile}.get(method)
-    if kind is None:
-        raise ReidTrtError(f"--calib-method {method}: choose auto or one of {', '.join(METHODS)}")
+    method = choice(Method, method, "method")
+    kind = {Method.MINMAX: CalibrationMethod.MinMax, Method.ENTROPY: CalibrationMethod.Entropy,
+            Method.PERCENTILE: CalibrationMethod.Percentile}[method]
     options = {"symmetric": True}
     if method == "percentile":
         options["percentile"] = 99.99

@@ -8,9 +8,9 @@ from typing import Annotated
 import typer
 
 from reid_trt.cli.common import TrustCheckpoint, Variant, console, fails_cleanly
-from reid_trt.errors import ReidTrtError
+from reid_trt.core.errors import ReidTrtError
 
-app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
+app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, rich_markup_mode=None)
 
 
 def parse_batches(text: str) -> tuple[int, ...]:
@@ -18,8 +18,6 @@ def parse_batches(text: str) -> tuple[int, ...]:
         batches = tuple(int(v) for v in text.split(","))
     except ValueError:
         raise typer.BadParameter(f"'{text}' is not a list of batch sizes, e.g. 1,8,32,64") from None
-    if not batches or min(batches) < 1:
-        raise typer.BadParameter(f"'{text}': batch sizes must be >= 1")
     return batches
 
 
@@ -36,7 +34,7 @@ def bench(
     runs: Annotated[int, typer.Option(help="Timed calls per subject, batch size and mode.")] = 30,
     warmup: Annotated[int, typer.Option(help="Untimed calls first.")] = 3,
     rounds: Annotated[int, typer.Option(help="Interleaved rounds the runs are split into.")] = 3,
-    device: Annotated[str | None, typer.Option(help="cuda:N or cpu [cuda:0 when present].")] = None,
+    device: Annotated[str | None, typer.Option(help="cpu, cuda or cuda:N [cuda:0 when present].")] = None,
     crops: Annotated[Path | None, typer.Option(
         help="Real crops for parity and timing: a folder of crops or a MOT17 tree (its "
         "ground-truth boxes) [generated person-like crops].")] = None,
@@ -67,11 +65,18 @@ def bench(
 
     from reid_trt.bench.report import print_tables, pyplot, write_outputs
     from reid_trt.bench.run import BenchConfig, run_bench
-    from reid_trt.fileio import check_writable
+    from reid_trt.core.fileio import check_output
 
-    for path, option in ((json_path, "--json"), (markdown_path, "--markdown"), (plot_path, "--plot")):
+    inputs = [*(engine or []), *(onnx or []), weights, crops]
+    inputs += [p.with_name(p.name + ".json") for p in engine or []]  # manifests
+    outputs = [(json_path, "--json", (".json",)), (markdown_path, "--markdown", (".md", ".markdown")),
+               (plot_path, "--plot", (".png",))]
+    given = [p for p, _, _ in outputs if p is not None]
+    if len({p.resolve() for p in given}) < len(given):
+        raise ReidTrtError("--json, --markdown and --plot name the same file; give each its own")
+    for path, option, suffixes in outputs:
         if path is not None:
-            check_writable(path, option)
+            check_output(path, option, suffixes, inputs=inputs)
     if plot_path is not None:
         pyplot()  # fail now, not after the run, if matplotlib is missing
     if dataset is not None and not Path(dataset[1]).is_dir():

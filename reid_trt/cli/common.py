@@ -8,29 +8,65 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
-from reid_trt.errors import ReidTrtError
+from reid_trt.core.errors import ReidTrtError
+from reid_trt.core.options import ConfigError
 
 # soft_wrap: long paths stay on one line (copyable, greppable) instead of wrapping at 80 columns.
 console = Console(highlight=False, soft_wrap=True)
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 
+# Library configs name their fields; users know the flags.
+FLAGS = {
+    "precision": "--precision", "io_dtype": "--io-dtype", "input_format": "--input",
+    "batch": "--batch", "batches": "--batch", "opset": "--opset", "input_size": "--input-size",
+    "variant": "--variant", "min_batch": "--min-batch", "opt_batch": "--opt-batch",
+    "max_batch": "--max-batch", "workspace_mib": "--workspace", "opt_level": "--opt-level",
+    "dla_core": "--dla-core", "trt": "--trt", "instancenorm": "--instancenorm",
+    "compute_capabilities": "--compute-capability", "timing_cache": "--timing-cache",
+    "hardware_compatibility": "--hardware-compatibility", "dataset": "--calib-dataset",
+    "size": "--calib-size", "method": "--calib-method", "unquantized": "--unquantized",
+    "max_map_drop": "--max-map-drop", "calib_data": "--calib-data", "runs": "--runs",
+    "warmup": "--warmup", "rounds": "--rounds", "num_crops": "--num-crops", "topk": "--topk",
+    "max_queries": "--max-queries", "device": "--device",
+}
 
-def fails_cleanly(fn):
-    """Turns a ReidTrtError into one line on stderr and exit code 1 (no traceback)."""
 
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        try:
-            return fn(*args, **kwargs)
-        except ReidTrtError as e:
-            err_console.print(f"[bold red]error:[/] {e}")
-            raise typer.Exit(1) from None
-        except KeyboardInterrupt:
-            err_console.print("[bold red]interrupted[/]: nothing was written")
-            raise typer.Exit(130) from None
+def flag_message(error: ConfigError, flags: dict[str, str]) -> str:
+    flag = flags.get(error.field, error.field)
+    value = "" if error.value is None else f" {error.value}"
+    return f"{flag}{value}: {error.reason}"
 
-    return wrapper
+
+def fails_cleanly(fn=None, *, flags: dict[str, str] | None = None):
+    """Turns a ReidTrtError into one line on stderr and exit code 1 (no traceback); a config
+    error names the command-line flag of the field it is about. `flags` overrides FLAGS."""
+    names = {**FLAGS, **(flags or {})}
+
+    def decorate(fn):
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            try:
+                return fn(*args, **kwargs)
+            except ConfigError as e:
+                fail(flag_message(e, names))
+            except ReidTrtError as e:
+                fail(str(e))
+            except KeyboardInterrupt:
+                err_console.print("[bold red]interrupted[/]: nothing was written")
+                raise typer.Exit(130) from None
+
+        return wrapper
+
+    return decorate(fn) if fn is not None else decorate
+
+
+def fail(message: str, code: int = 1):
+    # One line: a message that quotes a file's content must not break the "one line" promise.
+    text = " ".join(str(message).split())
+    err_console.print(f"[bold red]error:[/] {escape(text)}")
+    raise typer.Exit(code)
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -49,3 +85,9 @@ TrustCheckpoint = Annotated[bool, typer.Option(
     "the file: only for files you trust).")]
 VerifyData = Annotated[Path | None, typer.Option(
     help="Folder of real crops for verification (default: generated person-like crops).")]
+
+
+def read_verify_crops(folder: Path | None):
+    from reid_trt.data.folder import read_crops
+
+    return read_crops(folder, limit=64) if folder else None

@@ -7,34 +7,51 @@ from typing import Annotated
 
 import typer
 
-from reid_trt import defaults
 from reid_trt.cli.common import (
     TrustCheckpoint,
     Variant,
     VerifyData,
     Weights,
     console,
+    fail,
     fails_cleanly,
     parse_size,
+    read_verify_crops,
 )
-from reid_trt.errors import ReidTrtError
+from reid_trt.core import defaults
+from reid_trt.core.errors import ReidTrtError
+from reid_trt.core.options import (
+    CalibrationMethod,
+    HardwareCompatibility,
+    InputFormat,
+    InstanceNormPath,
+    Precision,
+    TrtFlavour,
+)
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  rich_markup_mode=None,
                   help="Export torchreid OSNet checkpoints to verified ONNX graphs.")
 
-
-def _crops(folder: Path | None):
-    from reid_trt.data.folder import read_crops
-
-    return read_crops(folder, limit=64) if folder else None
+# Calibration options, shared by `calibrate` and `trt --int8`.
+CalibData = Annotated[Path | None, typer.Option(help="Dataset root or folder of crops to calibrate "
+                                                 "INT8 on.")]
+CalibDataset = Annotated[str, typer.Option(
+    help="auto|market1501|dukemtmc|msmt17|cuhk03|mot17|folder.")]
+CalibSize = Annotated[int, typer.Option(help="Calibration images, stratified over identities "
+                                        "and cameras.")]
+CalibMethodOpt = Annotated[CalibrationMethod, typer.Option(
+    "--calib-method", help="auto: the method that meets the budget with the fewest float layers.")]
+MaxMapDrop = Annotated[float, typer.Option(help="With a labelled dataset: mAP points INT8 may "
+                                           "lose.")]
+Unquantized = Annotated[Precision, typer.Option(help="Precision of the layers left unquantized: "
+                                                "fp16 (faster in TensorRT) or fp32.")]
 
 
 def _print_export(result) -> None:
     c = result.contract
     console.print(f"variant     {result.variant}  ({'; '.join(result.evidence)})")
-    console.print(f"graph       {c.precision}, input {c.input_format} {c.layout} "
-                  f"{c.height}x{c.width} {c.colour_order}, "
-                  f"{'L2-normalised' if c.normalized else 'raw'} {c.embedding_dim}-d output")
+    console.print(f"graph       {c.precision}, input {c.summary()} output")
     console.print(f"verified    {result.parity.summary()}")
     console.print(f"[green]wrote[/]       {result.path}")
 
@@ -51,11 +68,13 @@ def onnx_cmd(
         "--dynamic-batch/--static-batch", help="Batch axis [dynamic]; --static-batch means 1.",
         show_default=False)] = None,
     batch: Annotated[int | None, typer.Option(help="A static batch of N.")] = None,
-    precision: Annotated[str, typer.Option(help="fp32 or fp16 (InstanceNorm stays fp32).")] = "fp32",
-    io_dtype: Annotated[str, typer.Option(help="Float I/O dtype of an fp16 graph.")] = "fp32",
-    input_format: Annotated[str, typer.Option(
+    precision: Annotated[Precision, typer.Option(help="fp32 or fp16 (InstanceNorm stays fp32).")]
+        = Precision.FP32,
+    io_dtype: Annotated[Precision, typer.Option(help="Float I/O dtype of an fp16 graph.")]
+        = Precision.FP32,
+    input_format: Annotated[InputFormat, typer.Option(
         "--input", help="float: N,3,H,W normalised RGB; uint8-bgr: N,H,W,3 raw OpenCV crops, "
-        "preprocessing inside the graph.")] = "float",
+        "preprocessing inside the graph.")] = InputFormat.FLOAT,
     normalize: Annotated[bool, typer.Option("--normalize/--no-normalize",
                                             help="L2-normalise embeddings in the graph.")] = False,
     input_size: Annotated[str, typer.Option(help="HEIGHTxWIDTH of the model input.")] = "256x128",
@@ -63,7 +82,7 @@ def onnx_cmd(
     trust_checkpoint: TrustCheckpoint = False,
 ):
     """Export a checkpoint to ONNX, verified against PyTorch before it is written."""
-    from reid_trt.export.api import ExportConfig, export_onnx
+    from reid_trt.export.api import ExportConfig, check_export_output, export_onnx
 
     height, width = parse_size(input_size)
     if batch is not None and dynamic_batch:
@@ -74,7 +93,8 @@ def onnx_cmd(
                           input_format=input_format, normalize=normalize,
                           batch=batch, opset=opset, height=height,
                           width=width, trust_checkpoint=trust_checkpoint)
-    _print_export(export_onnx(weights, output, config, _crops(verify_data)))
+    check_export_output(weights, output, config)  # before the crops are read
+    _print_export(export_onnx(weights, output, config, read_verify_crops(verify_data)))
 
 
 @app.command("verify")
@@ -89,13 +109,35 @@ def verify_cmd(
     from reid_trt.export.api import verify_onnx
     from reid_trt.export.verify import require_parity
 
-    report, same_weights = verify_onnx(onnx_path, weights, trust_checkpoint, _crops(verify_data))
+    crops = read_verify_crops(verify_data)
+    report, same_weights = verify_onnx(onnx_path, weights, trust_checkpoint, crops)
     if not same_weights:
         console.print(f"note        {onnx_path} was exported from other weights than {weights} "
                       "(sha256 differs)")
     console.print(f"verified    {report.summary()}")
     require_parity(report, str(onnx_path))
     console.print("[green]ok[/]")
+
+
+def _calibration_config(calib_dataset, calib_size, calib_method, max_map_drop, unquantized):
+    from reid_trt.calibration.api import CalibrationConfig
+    from reid_trt.calibration.quantize import Budget
+
+    return CalibrationConfig(dataset=calib_dataset, size=calib_size, method=calib_method,
+                             budget=Budget(max_map_drop=max_map_drop), unquantized=unquantized)
+
+
+def _print_calibration(result) -> None:
+    r = result.report
+    a, cal = r["int8_vs_fp32"], r["calibration_set"]
+    console.print(f"calibrated  {cal['images']} {cal['dataset']} images ({cal['unreadable_skipped']} "
+                  f"unreadable or too small, skipped), method {r['method']}, {r['seconds']} s")
+    console.print(f"INT8/FP32   on {r['evaluation_set']['images']} images: mean cosine "
+                  f"{a['mean_cosine']:.5f}, min {a['min_cosine']:.5f}, top-5 neighbour agreement "
+                  f"{a['topk_agreement']:.3f}"
+                  + (f", mAP drop {a['map_drop']:.2f} points" if a["map_drop"] is not None else ""))
+    console.print(f"float       {r['unquantized_layers']}: {', '.join(r['unquantized_parts']) or 'none'}")
+    console.print(f"[green]wrote[/]       {result.path}, {result.cache.name}, {result.report_path.name}")
 
 
 @app.command("trt")
@@ -106,9 +148,9 @@ def trt_cmd(
     weights: Annotated[Path | None, typer.Option("--weights", "-w", help="Or a torchreid "
                                                  "checkpoint: exported (and verified) first.")] = None,
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Engine path "
-                                                "(default: <onnx stem>.plan).")] = None,
-    precision: Annotated[str | None, typer.Option(
-        help="fp32|fp16|int8. With --onnx: must match the graph (default: the graph's).")] = None,
+                                                "(default: <source stem>[.precision].plan).")] = None,
+    precision: Annotated[Precision | None, typer.Option(
+        help="With --onnx: must match the graph (default: the graph's).")] = None,
     min_batch: Annotated[int | None, typer.Option(help="Profile minimum batch [1].")] = None,
     opt_batch: Annotated[int | None, typer.Option(help="Profile optimum batch [16].")] = None,
     max_batch: Annotated[int | None, typer.Option(help="Profile maximum batch [64].")] = None,
@@ -116,34 +158,27 @@ def trt_cmd(
     workspace: Annotated[int | None, typer.Option(help="Workspace limit in MiB.")] = None,
     opt_level: Annotated[int | None, typer.Option(help="Builder optimisation level 0-5.")] = None,
     dla_core: Annotated[int | None, typer.Option(help="Jetson DLA core (GPU fallback on).")] = None,
-    trt: Annotated[str, typer.Option("--trt", help="auto|tensorrt|rtx.")] = "auto",
-    instancenorm: Annotated[str, typer.Option(help="native|plugin InstanceNorm.")] = "native",
+    trt: Annotated[TrtFlavour, typer.Option("--trt", help="auto: full TensorRT first, else "
+                                            "TensorRT-RTX.")] = TrtFlavour.AUTO,
+    instancenorm: Annotated[InstanceNormPath, typer.Option(help="InstanceNorm layer.")] =
+        InstanceNormPath.NATIVE,
     compute_capability: Annotated[list[str] | None, typer.Option(
         help="TensorRT-RTX target, repeatable (e.g. sm75 for Turing).")] = None,
-    hardware_compatibility: Annotated[str | None, typer.Option(
+    hardware_compatibility: Annotated[HardwareCompatibility | None, typer.Option(
         help="Full TensorRT: ampere_plus for one engine across Ampere and later.")] = None,
     int8: Annotated[bool, typer.Option("--int8", help="Calibrate first (needs --calib-data), "
                                        "then build the INT8 graph.")] = False,
     calib_data: CalibData = None,
     calib_dataset: CalibDataset = "auto",
     calib_size: CalibSize = 256,
-    calib_method: CalibMethod = "auto",
+    calib_method: CalibMethodOpt = CalibrationMethod.AUTO,
     max_map_drop: MaxMapDrop = 0.5,
-    unquantized: Unquantized = "fp16",
+    unquantized: Unquantized = Precision.FP16,
     verify_data: VerifyData = None,
     trust_checkpoint: TrustCheckpoint = False,
 ):
     """Build a strongly typed TensorRT engine and its manifest (model.plan + model.plan.json)."""
-    if int8:
-        if precision not in (None, "int8"):
-            raise ReidTrtError(f"--int8 contradicts --precision {precision}")
-        source = onnx_path or weights
-        engine = output or Path((source.stem if source else "model") + ".int8.plan")
-        calibrated = _calibrate(onnx_path, weights, calib_data, engine.with_suffix(".onnx"),
-                                calib_dataset, calib_size, calib_method, max_map_drop,
-                                unquantized, trust_checkpoint)
-        onnx_path, weights, output, precision = calibrated.path, None, engine, "int8"
-    from reid_trt.engine.api import build_from_onnx_or_weights
+    from reid_trt.engine.api import build_engine
     from reid_trt.engine.build import BuildConfig
 
     config = BuildConfig(precision=precision, min_batch=min_batch, opt_batch=opt_batch,
@@ -152,60 +187,27 @@ def trt_cmd(
                          instancenorm=instancenorm,
                          compute_capabilities=tuple(compute_capability or ()),
                          hardware_compatibility=hardware_compatibility)
-    with console.status("building engine"):
-        exported, result = build_from_onnx_or_weights(onnx_path, weights, output, config,
-                                                      _crops(verify_data), trust_checkpoint)
-    if exported is not None:
-        _print_export(exported)
-    m = result.manifest
-    console.print(f"built       {result.trt_label}: {m.precision}, batch {m.profile['min']}.."
+    calibration = _calibration_config(calib_dataset, calib_size, calib_method, max_map_drop,
+                                      unquantized) if int8 else None
+    if not int8 and calib_data is not None:
+        fail("--calib-data is for INT8: add --int8, or drop --calib-data", 2)
+    with console.status("building engine") as status:
+        result = build_engine(output, config, onnx_path=onnx_path, weights=weights,
+                              calibration=calibration, calib_data=calib_data,
+                              verify_crops=read_verify_crops(verify_data),
+                              trust_checkpoint=trust_checkpoint, progress=status.update)
+    if result.exported is not None:
+        _print_export(result.exported)
+    if result.calibrated is not None:
+        _print_calibration(result.calibrated)
+    m = result.build.manifest
+    console.print(f"built       {result.build.trt_label}: {m.precision}, batch {m.profile['min']}.."
                   f"{m.profile['max']} (opt {m.profile['opt']}), InstanceNorm {m.instancenorm}, "
                   f"{m.engine_bytes / 2**20:.1f} MiB in {m.build_seconds:.1f} s")
     console.print(f"targets     {m.targets}")
-    for note in result.notes:
+    for note in result.build.notes:
         console.print(f"note        {note}")
-    console.print(f"[green]wrote[/]       {result.engine} (+ {result.engine.name}.json)")
-
-
-CalibData = Annotated[Path | None, typer.Option(help="Dataset root or folder of crops to calibrate "
-                                                 "INT8 on.")]
-CalibDataset = Annotated[str, typer.Option(
-    help="auto|market1501|dukemtmc|msmt17|cuhk03|mot17|folder.")]
-CalibSize = Annotated[int, typer.Option(help="Calibration images, stratified over identities "
-                                        "and cameras.")]
-CalibMethod = Annotated[str, typer.Option(help="auto|minmax|entropy|percentile (auto: best by "
-                                          "retrieval agreement).")]
-MaxMapDrop = Annotated[float, typer.Option(help="With a labelled dataset: mAP points INT8 may "
-                                           "lose.")]
-Unquantized = Annotated[str, typer.Option(help="Precision of the layers left unquantized: fp16 "
-                                          "(faster in TensorRT) or fp32.")]
-
-
-def _calibrate(onnx_path, weights, calib_data, output, calib_dataset, calib_size, calib_method,
-               max_map_drop, unquantized, trust_checkpoint):
-    from reid_trt.calibration.api import CalibrationConfig, calibrate_onnx, source_graph
-    from reid_trt.calibration.quantize import Budget
-
-    if calib_data is None:
-        raise ReidTrtError("INT8 needs --calib-data DIR (a re-ID dataset or a folder of crops)")
-    config = CalibrationConfig(dataset=calib_dataset, size=calib_size, method=calib_method,
-                               budget=Budget(max_map_drop=max_map_drop), unquantized=unquantized)
-    source, sha, _ = source_graph(onnx_path, weights, trust_checkpoint)
-    with console.status("calibrating") as status:
-        result = calibrate_onnx(source, sha, calib_data, output, config,
-                                progress=lambda text: status.update(text))
-    r = result.report
-    a = r["int8_vs_fp32"]
-    cal = r["calibration_set"]
-    console.print(f"calibrated  {cal['images']} {cal['dataset']} images ({cal['unreadable_skipped']} "
-                  f"unreadable skipped), method {r['method']}, {r['seconds']} s")
-    console.print(f"INT8/FP32   on {r['evaluation_set']['images']} images: mean cosine "
-                  f"{a['mean_cosine']:.5f}, min {a['min_cosine']:.5f}, top-5 neighbour agreement "
-                  f"{a['topk_agreement']:.3f}"
-                  + (f", mAP drop {a['map_drop']:.2f} points" if a["map_drop"] is not None else ""))
-    console.print(f"float       {r['unquantized_layers']}: {', '.join(r['unquantized_parts']) or 'none'}")
-    console.print(f"[green]wrote[/]       {result.path}, {result.cache.name}, {result.report_path.name}")
-    return result
+    console.print(f"[green]wrote[/]       {result.build.engine} (+ {result.build.engine.name}.json)")
 
 
 @app.command("calibrate")
@@ -220,17 +222,21 @@ def calibrate_cmd(
                                                 "(default: <stem>.int8.onnx).")] = None,
     calib_dataset: CalibDataset = "auto",
     calib_size: CalibSize = 256,
-    calib_method: CalibMethod = "auto",
+    calib_method: CalibMethodOpt = CalibrationMethod.AUTO,
     max_map_drop: MaxMapDrop = 0.5,
-    unquantized: Unquantized = "fp16",
+    unquantized: Unquantized = Precision.FP16,
     trust_checkpoint: TrustCheckpoint = False,
 ):
     """Quantize to an INT8 Q/DQ graph calibrated on re-ID data; unquantized parts chosen by
     accuracy. Writes the graph, a TensorRT calibration cache and a JSON report."""
-    source = onnx_path or weights
-    default = Path((source.stem if source else "model") + ".int8.onnx")
-    _calibrate(onnx_path, weights, calib_data, output or default, calib_dataset, calib_size,
-               calib_method, max_map_drop, unquantized, trust_checkpoint)
+    from reid_trt.calibration.api import calibrate
+
+    config = _calibration_config(calib_dataset, calib_size, calib_method, max_map_drop,
+                                 unquantized)
+    with console.status("calibrating") as status:
+        result = calibrate(calib_data, output, config, onnx_path=onnx_path, weights=weights,
+                           trust_checkpoint=trust_checkpoint, progress=status.update)
+    _print_calibration(result)
 
 
 @app.command("inspect")
@@ -245,7 +251,7 @@ def inspect_cmd(path: Annotated[Path, typer.Argument(help=".onnx, or .plan/.engi
 
 
 @app.command("demo")
-@fails_cleanly
+@fails_cleanly(flags={"variant": "--variant"})
 def demo_cmd(
     output_dir: Annotated[Path, typer.Option("--output-dir", "-o", help="Where to write.")] = Path(
         "out/demo"),

@@ -7,7 +7,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from reid_trt.errors import ReidTrtError
+from reid_trt.core.errors import ReidTrtError
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
 

@@ -1,42 +1,120 @@
-"""`reid-export trt` as one library call: from a graph, or from weights through a verified export."""
+"""`reid-export trt` as one library call: from a graph, from weights through a verified export,
+or from weights or a graph through INT8 calibration.
+
+Everything that can be checked is checked before any work starts: build options against the
+installed TensorRT, every output path (engine, manifest, the exported graph, the calibration
+report). The exported graph and calibration files are staged beside the engine and moved into
+place only once the engine is built, so a failure at any step leaves nothing behind.
+"""
 
 from __future__ import annotations
 
+import os
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from reid_trt.engine.build import BuildConfig, BuildResult, engine_from_onnx
-from reid_trt.errors import ReidTrtError
-from reid_trt.fileio import check_writable
+from reid_trt.core.errors import ReidTrtError
+from reid_trt.core.fileio import check_output
+from reid_trt.core.options import ConfigError, Precision
+from reid_trt.engine.build import (
+    BuildConfig,
+    BuildResult,
+    check_engine_output,
+    engine_from_onnx,
+    preflight,
+)
 
 
-def build_from_onnx_or_weights(onnx_path: Path | None, weights: Path | None,
-                               output: Path | None, config: BuildConfig,
-                               verify_crops: list[np.ndarray] | None = None,
-                               trust_checkpoint: bool = False):
-    """Returns (ExportResult or None, BuildResult).
+@dataclass
+class EnginePipelineResult:
+    build: BuildResult
+    exported: object | None = None  # export.api.ExportResult, when built from weights
+    calibrated: object | None = None  # calibration.api.CalibrationResult, for INT8
 
-    From weights, the graph is exported at the requested precision (verified as by
-    `reid-export onnx`) and kept beside the engine as <engine stem>.onnx.
+
+def default_engine_path(source: Path, precision: str | None) -> Path:
+    suffix = f".{precision}.plan" if precision else ".plan"
+    return Path(source.stem + suffix)
+
+
+def build_engine(output: Path | None, config: BuildConfig, *, onnx_path: Path | None = None,
+                 weights: Path | None = None, calibration=None, calib_data: Path | None = None,
+                 verify_crops: list[np.ndarray] | None = None, trust_checkpoint: bool = False,
+                 progress: Callable[[str], None] = lambda _: None) -> EnginePipelineResult:
+    """Builds an engine from `onnx_path` or `weights`.
+
+    Args:
+        output: the engine path (default: <source stem>[.<precision>].plan, here).
+        config: build options.
+        calibration: a CalibrationConfig to quantize to INT8 first (needs `calib_data`).
+        verify_crops: crops to verify a fresh export on (default: generated ones).
     """
     if (onnx_path is None) == (weights is None):
         raise ReidTrtError("pass exactly one of --onnx (an exported graph) or --weights "
                            "(a torchreid checkpoint)")
-    exported = None
-    if weights is not None:
-        from reid_trt.export.api import ExportConfig, export_onnx
+    int8 = calibration is not None
+    if int8:
+        if config.precision not in (None, Precision.INT8):
+            raise ConfigError("precision", str(config.precision), "contradicts INT8 calibration")
+        if calib_data is None:
+            raise ConfigError("calib_data", None, "INT8 needs a re-ID dataset or a folder of crops")
+    elif weights is not None and config.precision == Precision.INT8:
+        raise ConfigError("precision", "int8", "from weights needs calibration: pass --int8 "
+                          "--calib-data DIR, or a graph from 'reid-export calibrate' as --onnx")
+    source = Path(onnx_path or weights)
+    precision = "int8" if int8 else (config.precision or (None if onnx_path else "fp32"))
+    engine = Path(output) if output else default_engine_path(source, precision and str(precision))
+    inputs = [onnx_path, weights, calib_data]
+    staged_graph = engine.with_suffix(".onnx") if weights is not None or int8 else None
+    check_engine_output(engine, inputs)
+    if staged_graph is not None:
+        from reid_trt.calibration.api import report_path_for
 
-        precision = config.precision or "fp32"
-        if precision == "int8":
-            raise ReidTrtError("--precision int8 from --weights needs calibration: pass --int8 "
-                               "--calib-data DIR, or a graph from 'reid-export calibrate' as --onnx")
-        engine = check_writable(output or Path(Path(weights).stem + f".{precision}.plan"))
-        exported = export_onnx(weights, engine.with_suffix(".onnx"),
-                               ExportConfig(precision=precision, trust_checkpoint=trust_checkpoint),
-                               verify_crops)
-        onnx_path, output = exported.path, engine
-    return exported, engine_from_onnx(onnx_path, output, config)
+        side = [report_path_for(staged_graph)] if int8 else []
+        check_output(staged_graph, f"the graph kept beside -o {engine}", (".onnx",),
+                     inputs=inputs, side_files=side)
+    preflight(config)  # no TensorRT, or an option it cannot take: nothing has been written yet
+    if staged_graph is None:
+        return EnginePipelineResult(engine_from_onnx(onnx_path, engine, config))
+
+    with tempfile.TemporaryDirectory(prefix=f".{engine.name}.", dir=engine.parent or ".") as tmp:
+        staging = Path(tmp) / staged_graph.name
+        exported = calibrated = None
+        if int8:
+            from reid_trt.calibration.api import calibrate_onnx, source_graph
+
+            progress("exporting" if weights else "reading the graph")
+            graph, sha, _ = source_graph(onnx_path, weights, trust_checkpoint)
+            calibrated = calibrate_onnx(graph, sha, calib_data, staging, calibration, progress,
+                                        inputs=tuple(p for p in inputs if p))
+        else:
+            from reid_trt.export.api import ExportConfig, export_onnx
+
+            progress("exporting")
+            exported = export_onnx(weights, staging, ExportConfig(
+                precision=precision, trust_checkpoint=trust_checkpoint), verify_crops)
+        progress("building engine")
+        built = engine_from_onnx(staging, engine, config)
+        # Built: move the staged graph (and calibration files) to their final names.
+        for path in sorted(Path(tmp).iterdir()):
+            final = engine.parent / path.name
+            os.replace(path, final)
+            if calibrated is not None:
+                calibrated = _moved(calibrated, path, final)
+            if exported is not None and exported.path == path:
+                exported.path = final
+    return EnginePipelineResult(built, exported, calibrated)
 
 
-__all__ = ["BuildConfig", "BuildResult", "build_from_onnx_or_weights"]
+def _moved(calibrated, old: Path, new: Path):
+    for name in ("path", "cache", "report_path"):
+        if getattr(calibrated, name) == old:
+            setattr(calibrated, name, new)
+    return calibrated
+
+
+__all__ = ["BuildConfig", "BuildResult", "EnginePipelineResult", "build_engine"]

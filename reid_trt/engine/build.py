@@ -2,27 +2,40 @@
 
 from __future__ import annotations
 
+import re
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-import onnx
-
-from reid_trt.engine.compat import RTX_DEFAULT_TARGETS, Trt, collecting_logger, load_trt
-from reid_trt.engine.manifest import Manifest, manifest_path
-from reid_trt.errors import ReidTrtError
-from reid_trt.fileio import atomic_path, check_writable, sha256_file, write_bytes_atomic
+from reid_trt.core.contract import contract_of
+from reid_trt.core.errors import ReidTrtError
+from reid_trt.core.fileio import atomic_path, check_output, sha256_file, write_bytes_atomic
+from reid_trt.core.manifest import ENGINE_SUFFIXES, Manifest, manifest_path
+from reid_trt.core.onnxio import graph_precision, load_onnx
+from reid_trt.core.options import (
+    MAX_WORKSPACE_MIB,
+    ConfigError,
+    HardwareCompatibility,
+    InstanceNormPath,
+    Precision,
+    TrtFlavour,
+    batch_size,
+    bounded,
+    coerce_choices,
+)
+from reid_trt.core.trt_compat import RTX_DEFAULT_TARGETS, Trt, collecting_logger, load_trt
 
 DEFAULT_PROFILE = (1, 16, 64)  # batch sizes: trackers embed 1 to a few dozen boxes per frame
-INSTANCENORM_PATHS = ("native", "plugin")
+MAX_DLA_CORES = 2  # Orin and Xavier have two
 
 
 @dataclass(frozen=True)
 class BuildConfig:
-    """Options of `reid-export trt`; None means the default (or, for precision, the graph's own)."""
+    """Options of `reid-export trt`, checked on construction; None means the default (or, for
+    precision, the graph's own)."""
 
-    precision: str | None = None
+    precision: Precision | None = None
     min_batch: int | None = None
     opt_batch: int | None = None
     max_batch: int | None = None
@@ -30,10 +43,34 @@ class BuildConfig:
     opt_level: int | None = None
     timing_cache: Path | None = None
     dla_core: int | None = None
-    trt: str = "auto"
-    instancenorm: str = "native"
+    trt: TrtFlavour = TrtFlavour.AUTO
+    instancenorm: InstanceNormPath = InstanceNormPath.NATIVE
     compute_capabilities: tuple[str, ...] = ()  # TensorRT-RTX targets, e.g. ("sm75",)
-    hardware_compatibility: str | None = None  # full TensorRT: "ampere_plus"
+    hardware_compatibility: HardwareCompatibility | None = None  # full TensorRT
+
+    def __post_init__(self):
+        set_ = object.__setattr__
+        coerce_choices(self, ("precision", "hardware_compatibility"), precision=Precision,
+                       trt=TrtFlavour, instancenorm=InstanceNormPath,
+                       hardware_compatibility=HardwareCompatibility)
+        for name in ("min_batch", "opt_batch", "max_batch"):
+            if getattr(self, name) is not None:
+                batch_size(getattr(self, name), name)
+        if self.workspace_mib is not None:
+            bounded(self.workspace_mib, "workspace_mib", 1, MAX_WORKSPACE_MIB,
+                    "MiB; more than any GPU has")
+        if self.opt_level is not None:
+            bounded(self.opt_level, "opt_level", 0, 5, "TensorRT's builder levels; default 3")
+        if self.dla_core is not None:
+            bounded(self.dla_core, "dla_core", 0, MAX_DLA_CORES - 1, "Jetson DLA cores")
+        set_(self, "compute_capabilities", tuple(self.compute_capabilities))
+        for cc in self.compute_capabilities:
+            if not re.fullmatch(r"sm\d{2,3}", str(cc).lower()):
+                raise ConfigError("compute_capabilities", cc, "write targets as smXX, e.g. sm86")
+        if self.timing_cache is not None and Path(self.timing_cache).is_dir():
+            raise ConfigError("timing_cache", str(self.timing_cache), "is a directory; pass a "
+                              "file path")
+        resolve_profile(self, None)  # an inconsistent min/opt/max fails now, not after export
 
 
 @dataclass
@@ -57,16 +94,18 @@ def resolve_profile(config: BuildConfig, static_batch: int | None) -> tuple[int,
         hi = max(hi, opt)
     if config.min_batch is None and config.opt_batch is not None:
         lo = min(lo, opt)
+    if config.max_batch is None and config.min_batch is not None:
+        hi = max(hi, lo)
+    if config.opt_batch is None:  # the default optimum follows a profile given around it
+        opt = min(max(opt, lo), hi)
     if not 1 <= lo <= opt <= hi:
-        raise ReidTrtError(f"inconsistent batch profile --min-batch {lo} --opt-batch {opt} "
-                           f"--max-batch {hi}: need 1 <= min <= opt <= max")
+        raise ConfigError("max_batch" if hi < opt else "min_batch", f"{lo}/{opt}/{hi}",
+                          "the batch profile needs min <= opt <= max")
     return lo, opt, hi
 
 
-def _check_precision(config: BuildConfig, onnx_path: Path) -> str:
-    from reid_trt.export.precision import graph_precision
-
-    actual = graph_precision(onnx.load(str(onnx_path), load_external_data=False))
+def _check_precision(config: BuildConfig, onnx_path: Path, model) -> str:
+    actual = graph_precision(model)
     if config.precision not in (None, actual):
         hint = ("'reid-export calibrate'" if config.precision == "int8"
                 else f"'reid-export onnx --precision {config.precision}'")
@@ -81,13 +120,9 @@ def _parse(trt: Trt, builder, logger, onnx_path: Path, instancenorm: str):
     network = builder.create_network(trt.strongly_typed_flags())
     parser = trt.module.OnnxParser(network, logger)
     flag = trt.module.OnnxParserFlag.NATIVE_INSTANCENORM
-    if instancenorm == "native":
+    if instancenorm == InstanceNormPath.NATIVE:
         parser.set_flag(flag)
     else:
-        if not trt.has_instancenorm_plugin:
-            raise ReidTrtError(f"--instancenorm plugin: {trt.label} has no InstanceNormalization "
-                               "plugin (its parser always uses the native layer); use "
-                               "--instancenorm native")
         trt.module.init_libnvinfer_plugins(logger, "")
         parser.clear_flag(flag)
     if not parser.parse_from_file(str(onnx_path)):
@@ -147,13 +182,8 @@ def _configure(trt: Trt, builder, config: BuildConfig, notes: list[str]):
     if config.workspace_mib is not None:
         builder_config.set_memory_pool_limit(m.MemoryPoolType.WORKSPACE, config.workspace_mib << 20)
     if config.opt_level is not None:
-        if not 0 <= config.opt_level <= 5:
-            raise ReidTrtError(f"--opt-level {config.opt_level}: choose 0 to 5 (default 3)")
         builder_config.builder_optimization_level = config.opt_level
     if config.dla_core is not None:
-        if not trt.has_dla:
-            raise ReidTrtError(f"--dla-core: {trt.label} has no DLA (Jetson only); build with full "
-                               "TensorRT on the Jetson, or drop --dla-core")
         if config.dla_core >= builder.num_DLA_cores:
             raise ReidTrtError(f"--dla-core {config.dla_core}: this machine has "
                                f"{builder.num_DLA_cores} DLA cores")
@@ -167,40 +197,63 @@ def _configure(trt: Trt, builder, config: BuildConfig, notes: list[str]):
 def _targets(trt: Trt, builder_config, config: BuildConfig) -> str:
     m = trt.module
     if trt.is_rtx:
-        if config.hardware_compatibility:
-            raise ReidTrtError("--hardware-compatibility is for full TensorRT; TensorRT-RTX "
-                               "targets compute capabilities (--compute-capability sm75 ...)")
         if not config.compute_capabilities:
             return RTX_DEFAULT_TARGETS
         builder_config.num_compute_capabilities = len(config.compute_capabilities)
         for i, cc in enumerate(config.compute_capabilities):
-            try:
-                builder_config.set_compute_capability(getattr(m.ComputeCapability, cc.upper()), i)
-            except AttributeError:
-                known = [c.lower() for c in dir(m.ComputeCapability) if c.startswith("SM")]
-                raise ReidTrtError(f"--compute-capability {cc}: {trt.label} knows "
-                                   f"{', '.join(known)}") from None
+            builder_config.set_compute_capability(getattr(m.ComputeCapability, cc.upper()), i)
         return ", ".join(c.lower() for c in config.compute_capabilities)
-    if config.compute_capabilities:
-        raise ReidTrtError("--compute-capability is for TensorRT-RTX; full TensorRT builds for "
-                           "the GPU it runs on (or --hardware-compatibility ampere_plus)")
     if config.hardware_compatibility:
-        level = getattr(m.HardwareCompatibilityLevel, config.hardware_compatibility.upper(), None)
-        if level is None:
-            raise ReidTrtError(f"--hardware-compatibility {config.hardware_compatibility}: "
-                               "choose ampere_plus or same_compute_capability")
+        level = getattr(m.HardwareCompatibilityLevel, config.hardware_compatibility.value.upper())
         builder_config.hardware_compatibility_level = level
-        return f"hardware compatibility {config.hardware_compatibility.lower()}"
+        return f"hardware compatibility {config.hardware_compatibility}"
     return "the compute capability of the build GPU"
+
+
+def preflight(config: BuildConfig) -> Trt:
+    """The TensorRT to build with, once every option is known to suit it: called before any
+    export or calibration, so a build option that cannot work leaves nothing behind."""
+    trt = load_trt(config.trt)
+    m = trt.module
+    if config.dla_core is not None and not trt.has_dla:
+        raise ConfigError("dla_core", config.dla_core, f"{trt.label} has no DLA (Jetson only); "
+                          "build with full TensorRT on the Jetson, or drop it")
+    if config.timing_cache is not None and not trt.has_timing_cache:
+        raise ConfigError("timing_cache", str(config.timing_cache), f"{trt.label} does not use a "
+                          "timing cache (it would force a GPU at build time and does not change "
+                          "the engine); drop it")
+    if config.instancenorm == InstanceNormPath.PLUGIN and not trt.has_instancenorm_plugin:
+        raise ConfigError("instancenorm", "plugin", f"{trt.label} has no InstanceNormalization "
+                          "plugin (its parser always uses the native layer); use native")
+    if trt.is_rtx and config.hardware_compatibility:
+        raise ConfigError("hardware_compatibility", str(config.hardware_compatibility),
+                          "is for full TensorRT; TensorRT-RTX targets compute capabilities")
+    if not trt.is_rtx and config.compute_capabilities:
+        raise ConfigError("compute_capabilities", ",".join(config.compute_capabilities),
+                          "are TensorRT-RTX targets; full TensorRT builds for the GPU it runs on "
+                          "(or hardware_compatibility ampere_plus)")
+    if trt.is_rtx:
+        known = [c.lower() for c in dir(m.ComputeCapability) if c.startswith("SM")]
+        for cc in config.compute_capabilities:
+            if cc.lower() not in known:
+                raise ConfigError("compute_capabilities", cc, f"{trt.label} knows "
+                                  f"{', '.join(known)}")
+    return trt
+
+
+def check_engine_output(output: Path, inputs: list[Path | None]) -> Path:
+    """The engine path and its manifest, checked before anything is built."""
+    return check_output(output, "-o", ENGINE_SUFFIXES, inputs=inputs,
+                        side_files=[manifest_path(Path(output))])
 
 
 def _timing_cache(trt: Trt, builder_config, path: Path | None):
     if path is None:
         return None
-    if not trt.has_timing_cache:
-        raise ReidTrtError(f"--timing-cache: {trt.label} does not use a timing cache (it would "
-                           "force a GPU at build time and does not change the engine); drop it")
-    data = path.read_bytes() if path.is_file() else b""
+    try:
+        data = path.read_bytes() if path.is_file() else b""
+    except OSError as e:
+        raise ReidTrtError(f"--timing-cache {path} cannot be read ({e.strerror})") from None
     cache = builder_config.create_timing_cache(data)
     builder_config.set_timing_cache(cache, ignore_mismatch=False)
     return cache
@@ -209,17 +262,13 @@ def _timing_cache(trt: Trt, builder_config, path: Path | None):
 def engine_from_onnx(onnx_path: Path | str, output: Path | str | None = None,
                      config: BuildConfig = BuildConfig()) -> BuildResult:
     """Builds `onnx_path` into an engine and writes it with its manifest (both atomically)."""
-    from reid_trt.contract import contract_of
-
     onnx_path = Path(onnx_path)
-    if not onnx_path.is_file():
-        raise ReidTrtError(f"{onnx_path}: no such file; pass --onnx the path of an .onnx graph")
-    output = check_writable(Path(output) if output else onnx_path.with_suffix(".plan"))
-    if config.instancenorm not in INSTANCENORM_PATHS:
-        raise ReidTrtError(f"--instancenorm {config.instancenorm}: choose native or plugin")
-    contract = contract_of(onnx.load(str(onnx_path), load_external_data=False), str(onnx_path))
-    precision = _check_precision(config, onnx_path)
-    trt = load_trt(config.trt)
+    model = load_onnx(onnx_path)
+    output = check_engine_output(Path(output) if output else onnx_path.with_suffix(".plan"),
+                                 [onnx_path])
+    contract = contract_of(model, str(onnx_path))
+    precision = _check_precision(config, onnx_path, model)
+    trt = preflight(config)
     logger = collecting_logger(trt)
     builder = trt.module.Builder(logger)
     notes: list[str] = []
@@ -251,7 +300,7 @@ def engine_from_onnx(onnx_path: Path | str, output: Path | str | None = None,
     manifest = Manifest(
         trt_flavour=trt.flavour, trt_version=trt.version, precision=precision,
         profile={"min": lo, "opt": opt, "max": hi}, io=_io(network),
-        contract=asdict(contract), targets=targets, instancenorm=in_path or "none",
+        contract=contract.to_dict(), targets=targets, instancenorm=in_path or "none",
         weighted_layers=weighted_layers(network),
         onnx_sha256=sha256_file(onnx_path), engine_bytes=len(engine),
         build_seconds=round(seconds, 2), built_at=datetime.now(timezone.utc).isoformat(

@@ -6,18 +6,17 @@ import json
 import re
 from pathlib import Path
 
-from reid_trt.errors import ReidTrtError
-
-ENGINE_SUFFIXES = (".plan", ".engine", ".trt")
+from reid_trt.core.contract import contract_of
+from reid_trt.core.errors import ReidTrtError
+from reid_trt.core.fileio import sha256_file
+from reid_trt.core.manifest import ENGINE_SUFFIXES, read_manifest
+from reid_trt.core.onnxio import graph_precision, load_onnx, tensor_precisions
+from reid_trt.core.trt_compat import collecting_logger, load_trt
+from reid_trt.export.checks import grouped_conv_count, op_counts
 
 
 def describe_onnx(path: Path) -> dict[str, str]:
-    from reid_trt.contract import contract_of
-    from reid_trt.export.api import load_onnx
-    from reid_trt.export.checks import grouped_conv_count, op_counts
-    from reid_trt.export.precision import graph_precision, tensor_precisions
-
-    model = load_onnx(path)
+    model = load_onnx(path, "inspect")
     contract = contract_of(model, str(path))
     counts = op_counts(model)
 
@@ -35,10 +34,7 @@ def describe_onnx(path: Path) -> dict[str, str]:
         "precision": graph_precision(model),
         "inputs": io(model.graph.input),
         "outputs": io(model.graph.output),
-        "contract": f"{contract.input_format} {contract.layout} {contract.height}x{contract.width} "
-                    f"{contract.colour_order}, mean {contract.mean}, std {contract.std}, "
-                    f"{'L2-normalised' if contract.normalized else 'raw'} "
-                    f"{contract.embedding_dim}-d",
+        "contract": contract.summary(),
         "weights": ", ".join(f"{n} {t}" for t, n in sorted(tensor_precisions(model).items())),
         "ops": f"{sum(counts.values())} nodes: {counts['Conv']} Conv "
                f"({grouped_conv_count(model)} depthwise), "
@@ -50,8 +46,6 @@ def describe_onnx(path: Path) -> dict[str, str]:
 
 def layer_information(engine_path: Path, flavour: str) -> str:
     """The engine inspector's per-layer JSON; needs a GPU and the TensorRT runtime it was built by."""
-    from reid_trt.engine.compat import collecting_logger, load_trt
-
     try:
         trt = load_trt(flavour)
         logger = collecting_logger(trt)
@@ -69,8 +63,6 @@ def layer_information(engine_path: Path, flavour: str) -> str:
 
 
 def describe_engine(path: Path) -> dict[str, str]:
-    from reid_trt.engine.manifest import read_manifest
-    from reid_trt.fileio import sha256_file
 
     if not path.is_file():
         raise ReidTrtError(f"{path}: no such file; pass an engine built by 'reid-export trt'")
@@ -87,8 +79,7 @@ def describe_engine(path: Path) -> dict[str, str]:
         "conv/matmul": ", ".join(f"{n} {k}" for k, n in m.weighted_layers.items()) or "unknown",
         "profile": f"batch min {m.profile['min']}, opt {m.profile['opt']}, max {m.profile['max']}",
         "io": "; ".join(f"{t['mode']} {t['name']} {t['dtype']} {t['shape']}" for t in m.io),
-        "contract": f"{c.input_format} {c.layout} {c.height}x{c.width} {c.colour_order}, "
-                    f"{'L2-normalised' if c.normalized else 'raw'} {c.embedding_dim}-d",
+        "contract": c.summary(),
         "options": json.dumps({k: v for k, v in m.options.items() if v is not None}),
         "warnings": str(len(m.builder_warnings)),
         "engine sha256": f"{m.engine_sha256[:16]}... {intact}",
@@ -98,6 +89,8 @@ def describe_engine(path: Path) -> dict[str, str]:
 
 def describe(path: Path | str) -> dict[str, str]:
     path = Path(path)
+    if path.is_dir():
+        raise ReidTrtError(f"{path} is a directory; inspect takes an .onnx or an engine file")
     if path.suffix == ".onnx":
         return describe_onnx(path)
     if path.suffix in ENGINE_SUFFIXES:

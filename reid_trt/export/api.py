@@ -8,45 +8,54 @@ from pathlib import Path
 import numpy as np
 import onnx
 
-from reid_trt import defaults
-from reid_trt.contract import Contract
-from reid_trt.errors import ReidTrtError
-from reid_trt.fileio import atomic_path, check_writable, sha256_file
-
-PRECISIONS = ("fp32", "fp16")
-INPUT_FORMATS = ("float", "uint8-bgr")
+from reid_trt.core import defaults
+from reid_trt.core.contract import Contract
+from reid_trt.core.errors import ReidTrtError
+from reid_trt.core.fileio import atomic_path, check_output, sha256_file
+from reid_trt.core.onnxio import load_onnx
+from reid_trt.core.options import (
+    ConfigError,
+    InputFormat,
+    Precision,
+    batch_size,
+    bounded,
+    coerce_choices,
+    input_side,
+)
 
 
 @dataclass(frozen=True)
 class ExportConfig:
-    """Options of `reid-export onnx`; None means the default."""
+    """Options of `reid-export onnx`, checked on construction. batch None: dynamic batch axis."""
 
     variant: str = "auto"
-    precision: str = "fp32"
-    io_dtype: str = "fp32"
-    input_format: str = "float"
+    precision: Precision = Precision.FP32
+    io_dtype: Precision = Precision.FP32
+    input_format: InputFormat = InputFormat.FLOAT
     normalize: bool = False
-    batch: int | None = None  # None: dynamic batch axis
+    batch: int | None = None
     opset: int = defaults.ONNX_OPSET
     height: int = defaults.INPUT_HEIGHT
     width: int = defaults.INPUT_WIDTH
     trust_checkpoint: bool = False
 
-    def validate(self) -> None:
-        if self.precision not in PRECISIONS:
-            raise ReidTrtError(f"--precision {self.precision}: choose one of {', '.join(PRECISIONS)}"
-                               " (int8 comes from 'reid-export calibrate')")
-        if self.io_dtype not in PRECISIONS:
-            raise ReidTrtError(f"--io-dtype {self.io_dtype}: choose fp32 or fp16")
-        if self.io_dtype == "fp16" and self.precision != "fp16":
-            raise ReidTrtError("--io-dtype fp16 needs --precision fp16")
-        if self.input_format not in INPUT_FORMATS:
-            raise ReidTrtError(f"--input {self.input_format}: choose float or uint8-bgr")
-        if self.batch is not None and self.batch < 1:
-            raise ReidTrtError(f"--batch {self.batch}: a static batch must be >= 1")
-        if self.height % 32 or self.width % 32 or self.height < 64 or self.width < 32:
-            raise ReidTrtError(f"--input-size {self.height}x{self.width}: OSNet needs multiples of "
-                               "32, at least 64x32 (torchreid trains 256x128)")
+    def __post_init__(self):
+        coerce_choices(self, precision=Precision, io_dtype=Precision, input_format=InputFormat)
+        if self.precision == Precision.INT8:
+            raise ConfigError("precision", "int8", "export writes fp32 or fp16 graphs; INT8 "
+                              "graphs come from 'reid-export calibrate'")
+        if self.io_dtype == Precision.INT8:
+            raise ConfigError("io_dtype", "int8", "choose fp32 or fp16")
+        if self.io_dtype == Precision.FP16 and self.precision != Precision.FP16:
+            raise ConfigError("io_dtype", "fp16", "needs precision fp16")
+        if self.batch is not None:
+            batch_size(self.batch, "batch")
+        # 18: the dynamo exporter's own; 18-21: what TensorRT 10/11 and ONNX Runtime parse.
+        bounded(self.opset, "opset", defaults.ONNX_OPSET, 21, "the exporter converts down to no "
+                f"less than {defaults.ONNX_OPSET}")
+        input_side(self.height, self.width)
+        if not isinstance(self.variant, str):
+            raise ConfigError("variant", self.variant, "pass a variant name or 'auto'")
 
 
 @dataclass
@@ -59,8 +68,14 @@ class ExportResult:
 
 
 def default_output(weights: Path, precision: str) -> Path:
-    suffix = ".onnx" if precision == "fp32" else f".{precision}.onnx"
+    suffix = ".onnx" if precision == Precision.FP32 else f".{precision}.onnx"
     return Path(weights.stem + suffix)
+
+
+def check_export_output(weights: Path, output: Path | None, config: ExportConfig,
+                        option: str = "-o") -> Path:
+    output = Path(output) if output else default_output(Path(weights), config.precision)
+    return check_output(output, option, (".onnx",), inputs=[weights])
 
 
 def export_onnx(weights: Path | str, output: Path | str | None = None,
@@ -75,9 +90,8 @@ def export_onnx(weights: Path | str, output: Path | str | None = None,
     from reid_trt.export.verify import require_parity, verify_against_torch
     from reid_trt.models.checkpoint import load_model
 
-    config.validate()
     weights = Path(weights)
-    output = check_writable(Path(output) if output else default_output(weights, config.precision))
+    output = check_export_output(weights, output, config)
     loaded = load_model(weights, config.variant, trust=config.trust_checkpoint)
     contract = Contract(
         variant=loaded.variant, height=config.height, width=config.width,
@@ -100,23 +114,16 @@ def verify_onnx(onnx_path: Path | str, weights: Path | str, trust_checkpoint: bo
     Returns (ParityReport, same_weights): same_weights says whether `weights` is the file the
     graph was exported from (sha256 in its metadata).
     """
-    from reid_trt.contract import contract_of
+    from reid_trt.core.contract import contract_of
     from reid_trt.export.verify import verify_against_torch
     from reid_trt.models.checkpoint import load_model
 
     onnx_path = Path(onnx_path)
     model = load_onnx(onnx_path)
     contract = contract_of(model, str(onnx_path))
+    if contract.precision == Precision.INT8:
+        raise ReidTrtError(f"{onnx_path} is an INT8 graph: its accuracy is in its .calib.json "
+                           "report; verify checks fp32 and fp16 exports")
     loaded = load_model(weights, contract.variant, trust=trust_checkpoint)
     same_weights = contract.weights_sha256 == sha256_file(Path(weights))
     return verify_against_torch(model, loaded.model, contract, verify_crops), same_weights
-
-
-def load_onnx(path: Path) -> onnx.ModelProto:
-    if not path.is_file():
-        raise ReidTrtError(f"{path}: no such file; pass the path of an .onnx exported by reid-export")
-    try:
-        return onnx.load(str(path))
-    except Exception as e:
-        raise ReidTrtError(f"{path} is not a readable ONNX model (truncated or corrupt?): "
-                           f"{str(e).splitlines()[0][:160]}") from None

@@ -6,7 +6,7 @@ from collections import Counter
 
 import onnx
 
-from reid_trt.errors import ExportError
+from reid_trt.core.errors import ExportError
 
 # Shape arithmetic: TensorRT handles it, but it blocks layer fusion and hides static shapes.
 SHAPE_OPS = {"Shape", "Gather", "Concat", "Reshape", "Expand", "ConstantOfShape"}

@@ -5,8 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from reid_trt import defaults
-from reid_trt.contract import Contract
+from reid_trt.core import defaults
+from reid_trt.core.contract import Contract
 from reid_trt.export.fold import fold_batchnorm, fold_bgr_uint8_input
 
 

@@ -10,9 +10,9 @@ import warnings
 import onnx
 import torch
 
-from reid_trt import defaults
-from reid_trt.contract import Contract
-from reid_trt.errors import ExportError, MissingDependencyError
+from reid_trt.core import defaults
+from reid_trt.core.contract import Contract
+from reid_trt.core.errors import ExportError, MissingDependencyError
 from reid_trt.export.checks import check_graph
 from reid_trt.export.graph import ExportGraph, example_input
 from reid_trt.export.precision import to_fp16

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import onnx
 
-from reid_trt.errors import MissingDependencyError
+from reid_trt.core.errors import MissingDependencyError
+from reid_trt.core.onnxio import QDQ_FP16_OPSET
 
 # InstanceNorm stays FP32: per-instance mean/variance in FP16 is where IN models lose accuracy
 # under reduced precision (TensorRT issue 2691); it is a few cheap layers.
@@ -22,10 +23,6 @@ def to_fp16(model: onnx.ModelProto, keep_fp32_io: bool = True) -> onnx.ModelProt
     except ImportError:
         raise MissingDependencyError("onnxruntime", "export", "FP16 conversion") from None
     return convert_float_to_float16(model, keep_io_types=keep_fp32_io, op_block_list=FP32_OPS)
-
-
-# The first opset whose QuantizeLinear/DequantizeLinear take FP16 inputs and scales.
-QDQ_FP16_OPSET = 19
 
 
 def qdq_to_fp16(model: onnx.ModelProto, sort: bool = True) -> onnx.ModelProto:
@@ -47,36 +44,3 @@ def qdq_to_fp16(model: onnx.ModelProto, sort: bool = True) -> onnx.ModelProto:
     except ImportError:
         raise MissingDependencyError("onnxslim", "export", "FP16 Q/DQ graphs") from None
     return onnxslim.slim(converted)
-
-
-def is_fp16_qdq(model: onnx.ModelProto) -> bool:
-    ops = {node.op_type for node in model.graph.node}
-    return "DequantizeLinear" in ops and any(
-        init.data_type == onnx.TensorProto.FLOAT16 for init in model.graph.initializer)
-
-
-def ort_disabled_optimizers(model: onnx.ModelProto) -> list[str]:
-    """ONNX Runtime passes that miscompute this graph. WeightBiasQuantization turns a Q/DQ
-    Conv's float bias into int32 via input scale x weight scale; with FP16 scales that product
-    underflows and the outputs are garbage (cosine ~0.3 to the same graph unoptimised, onnxruntime
-    1.32 CPU). TensorRT does not run ONNX Runtime's passes."""
-    return ["WeightBiasQuantization"] if is_fp16_qdq(model) else []
-
-
-def tensor_precisions(model: onnx.ModelProto) -> dict[str, int]:
-    """Initializer count by element type name, e.g. {'FLOAT16': 180, 'FLOAT': 10}."""
-    counts: dict[str, int] = {}
-    for init in model.graph.initializer:
-        name = onnx.TensorProto.DataType.Name(init.data_type)
-        counts[name] = counts.get(name, 0) + 1
-    return counts
-
-
-def graph_precision(model: onnx.ModelProto) -> str:
-    """What a strongly typed build of this graph computes in: 'int8', 'fp16' or 'fp32'."""
-    ops = {node.op_type for node in model.graph.node}
-    if {"QuantizeLinear", "DequantizeLinear"} & ops:
-        return "int8"
-    conv_weights = {node.input[1] for node in model.graph.node if node.op_type == "Conv"}
-    types = {init.data_type for init in model.graph.initializer if init.name in conv_weights}
-    return "fp16" if onnx.TensorProto.FLOAT16 in types else "fp32"

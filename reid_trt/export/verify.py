@@ -8,11 +8,14 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import onnx
 
-from reid_trt import defaults
-from reid_trt.contract import Contract
+from reid_trt.core import defaults
+from reid_trt.core.batching import pad_batch, plan_batches
+from reid_trt.core.contract import Contract
+from reid_trt.core.errors import VerificationError
+from reid_trt.core.metrics import cosine_rows
+from reid_trt.core.onnxio import ort_session
+from reid_trt.core.preprocess import graph_input, preprocess_numpy
 from reid_trt.data.synthetic import person_like_crops
-from reid_trt.errors import MissingDependencyError, VerificationError
-from reid_trt.preprocess import graph_input, preprocess_numpy
 
 
 @dataclass(frozen=True)
@@ -35,38 +38,8 @@ class ParityReport:
         return {**asdict(self), "passed": self.passed}
 
 
-def cosine_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    a, b = a.astype(np.float64), b.astype(np.float64)
-    denom = np.maximum(np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1), 1e-12)
-    return (a * b).sum(axis=1) / denom
-
-
-def ort_session(model: onnx.ModelProto | str):
-    try:
-        import onnxruntime as ort
-    except ImportError:
-        raise MissingDependencyError("onnxruntime", "ort", "ONNX verification") from None
-    from reid_trt.export.precision import ort_disabled_optimizers
-
-    if not isinstance(model, onnx.ModelProto):
-        model = onnx.load(model)
-    options = ort.SessionOptions()
-    options.log_severity_level = 3
-    return ort.InferenceSession(model.SerializeToString(), options,
-                                providers=["CPUExecutionProvider"],
-                                disabled_optimizers=ort_disabled_optimizers(model))
-
-
-def graph_inputs(crops: Sequence[np.ndarray], contract: Contract) -> np.ndarray:
-    """What the graph takes for these crops, per its contract, in its input dtype."""
-    x = graph_input(crops, contract)
-    return x.astype(np.float16) if contract.io_dtype == "fp16" and x.dtype == np.float32 else x
-
-
 def run_onnx(session, x: np.ndarray, static_batch: int | None) -> np.ndarray:
     """Runs `x` through `session`, in padded chunks of the static batch if the graph has one."""
-    from reid_trt.runtime.planning import pad_batch, plan_batches
-
     name = session.get_inputs()[0].name
     if static_batch is None:
         return session.run(None, {name: x})[0]
@@ -94,9 +67,9 @@ def verify_against_torch(onnx_model: onnx.ModelProto | str, torch_model, contrac
     if crops is None:
         crops = person_like_crops(defaults.VERIFY_CROPS, contract.height, contract.width,
                                   seed=defaults.VERIFY_SEED)
-    session = ort_session(onnx_model)
+    session = ort_session(onnx_model, source="the exported graph")
     dim = session.get_inputs()[0].shape[0]
-    got = run_onnx(session, graph_inputs(crops, contract), dim if isinstance(dim, int) else None)
+    got = run_onnx(session, graph_input(crops, contract), dim if isinstance(dim, int) else None)
     want = torch_embeddings(torch_model, crops, contract)
     cos = cosine_rows(got, want)
     return ParityReport(

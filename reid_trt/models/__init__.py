@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from reid_trt.errors import ReidTrtError
+from reid_trt.core.errors import ReidTrtError
 
 WIDTHS = {
     "x1_0": (64, 256, 384, 512),

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import torch
 
-from reid_trt.errors import CheckpointError
+from reid_trt.core.errors import CheckpointError
 from reid_trt.models import VARIANTS, WIDTHS, build_model, get_variant
 
 # Keys under which training scripts nest the weights (torchreid saves 'state_dict').
@@ -48,7 +48,8 @@ def load_state_dict(path: Path | str, trust: bool = False) -> dict[str, torch.Te
         raise CheckpointError(
             f"{path} is not a readable PyTorch checkpoint (truncated or corrupt?): {reason}"
         ) from None
-    except (EOFError, RuntimeError, ValueError, OSError) as e:
+    except Exception as e:  # noqa: BLE001 - torch's unpickler raises KeyError, IndexError, ...
+        # on non-checkpoint bytes: every failure to read an existing file means the same thing.
         reason = str(e).splitlines()[0][:160] if str(e) else type(e).__name__
         raise CheckpointError(
             f"{path} is not a readable PyTorch checkpoint (truncated or corrupt?): {reason}"
@@ -66,6 +67,12 @@ def load_state_dict(path: Path | str, trust: bool = False) -> dict[str, torch.Te
                if isinstance(v, torch.Tensor)}
     if not tensors:
         raise CheckpointError(f"{path} contains no tensors; is it a model checkpoint?")
+    broken = sorted(k for k, v in tensors.items()
+                    if v.is_floating_point() and not bool(torch.isfinite(v).all()))
+    if broken:
+        # NaN/Inf weights export "fine" and give every crop the same (or a NaN) embedding.
+        raise CheckpointError(f"{path}: {len(broken)} tensors hold NaN or Inf ({_short(broken)}); "
+                              "the weights are broken (training diverged?): use another checkpoint")
     return tensors
 
 

@@ -35,9 +35,9 @@ def init_like_torchreid(model: nn.Module) -> None:
 def generate_weights(variant: str, seed: int = 0, num_classes: int | None = 751,
                      input_size: tuple[int, int] = (256, 128)) -> dict[str, torch.Tensor]:
     """A state dict for `variant` with realistic normalisation statistics (see module doc)."""
+    from reid_trt.core.preprocess import preprocess_numpy
     from reid_trt.data.synthetic import person_like_crops
     from reid_trt.models import build_model
-    from reid_trt.preprocess import preprocess_numpy
 
     torch.manual_seed(seed)
     model = build_model(variant, num_classes=num_classes)

@@ -7,28 +7,40 @@ from pathlib import Path
 
 import numpy as np
 
-from reid_trt import defaults
-from reid_trt.errors import ReidTrtError
-from reid_trt.preprocess import graph_input
-from reid_trt.runtime.planning import clip_boxes, pad_batch, plan_batches
+from reid_trt.core import defaults
+from reid_trt.core.batching import clip_boxes, pad_batch
+from reid_trt.core.errors import ReidTrtError
+from reid_trt.core.manifest import ENGINE_SUFFIXES
+from reid_trt.core.options import Device, batch_size, parse_device
+from reid_trt.core.preprocess import as_bgr, graph_input
+from reid_trt.runtime.backends.base import Backend
 
-ENGINE_SUFFIXES = (".plan", ".engine", ".trt")
 TORCH_SUFFIXES = (".pth", ".pt", ".tar")
 
 
-def _default_device() -> str:
+def cuda_present() -> bool:
     try:
         from cuda.bindings import runtime as cudart
 
         err, count = cudart.cudaGetDeviceCount()
-        return "cuda:0" if int(err) == 0 and count > 0 else "cpu"
+        return int(err) == 0 and count > 0
     except Exception:  # no cuda-python or no driver: the CPU it is
-        return "cpu"
+        return False
 
 
-def open_backend(path: Path, device: str, variant: str, trust_checkpoint: bool):
-    """The backend for a model file, chosen by its suffix."""
+def default_device() -> Device:
+    return Device("cuda", 0) if cuda_present() else Device("cpu")
+
+
+def open_backend(path: Path, device: str | Device | None = None, variant: str = "auto",
+                 trust_checkpoint: bool = False) -> Backend:
+    """The backend for a model file, chosen by its suffix. device None: cuda:0 if present."""
     suffix = path.suffix.lower()
+    chosen = device is not None
+    device = parse_device(device) if chosen else default_device()
+    if path.is_dir():
+        raise ReidTrtError(f"{path} is a directory; pass an engine (.plan), a graph (.onnx) or a "
+                           "checkpoint (.pth)")
     if not path.is_file():
         raise ReidTrtError(f"{path}: no such file; pass an engine (.plan), a graph (.onnx) or a "
                            "checkpoint (.pth)")
@@ -39,7 +51,7 @@ def open_backend(path: Path, device: str, variant: str, trust_checkpoint: bool):
     if suffix == ".onnx":
         from reid_trt.runtime.backends.onnxruntime import OnnxRuntimeBackend
 
-        return OnnxRuntimeBackend(path, device)
+        return OnnxRuntimeBackend(path, device, device_chosen=chosen)
     if suffix in TORCH_SUFFIXES:
         from reid_trt.runtime.backends.torch import TorchBackend
 
@@ -56,9 +68,10 @@ class Embedder:
     Args:
         path: a TensorRT engine (.plan/.engine, with its .json manifest), an .onnx exported by
             reid-export, or a torchreid checkpoint (.pth).
-        device: "cuda:N" or "cpu"; None picks cuda:0 when a CUDA device is present.
-        max_batch: largest batch per backend call (default: the engine profile's maximum;
-            unlimited for ONNX Runtime and PyTorch).
+        device: "cuda", "cuda:N" or "cpu"; None picks cuda:0 when a CUDA device is present.
+        max_batch: largest batch per backend call (default: the engine profile's maximum, else
+            64). Crops are preprocessed one such chunk at a time, so memory stays bounded by
+            the chunk, not by the number of crops.
         normalize: L2-normalise the embeddings (a no-op if the graph already does).
         variant, trust_checkpoint: for .pth files, as in `reid-export onnx`.
 
@@ -68,18 +81,19 @@ class Embedder:
 
     def __init__(self, path: str | Path, *, device: str | None = None, max_batch: int | None = None,
                  normalize: bool = True, variant: str = "auto", trust_checkpoint: bool = False):
+        if max_batch is not None:
+            batch_size(max_batch, "max_batch")
         self.path = Path(path)
-        self.backend = open_backend(self.path, device or _default_device(), variant,
-                                    trust_checkpoint)
+        self.backend: Backend = open_backend(self.path, device, variant, trust_checkpoint)
         self.contract = self.backend.contract
         self.normalize = normalize
-        limits = [b for b in (max_batch, self.backend.max_batch) if b]
-        if max_batch is not None and max_batch < 1:
-            raise ReidTrtError(f"max_batch={max_batch}: must be >= 1")
-        self.max_batch = min(limits) if limits else None
-        if (self.max_batch and self.backend.min_batch > self.max_batch):
+        limits = self.backend.limits
+        if max_batch is not None and max_batch < limits.min:
+            self.backend.close()
             raise ReidTrtError(f"max_batch={max_batch} is below the engine profile's minimum "
-                               f"batch {self.backend.min_batch}")
+                               f"batch {limits.min}")
+        self.max_batch = min(b for b in (max_batch, limits.max) if b) \
+            if (max_batch or limits.max) else None
 
     @property
     def dim(self) -> int:
@@ -89,16 +103,21 @@ class Embedder:
     def backend_name(self) -> str:
         return self.backend.name
 
+    @property
+    def chunk(self) -> int:
+        """Crops preprocessed and run per backend call."""
+        return self.max_batch or defaults.EMBED_CHUNK
+
     def preprocess(self, crops: Sequence[np.ndarray]) -> np.ndarray:
         """Crops -> the graph's input batch (resized; normalised unless the graph does it)."""
         return graph_input(crops, self.contract)
 
-    def _run(self, x: np.ndarray) -> np.ndarray:
-        out = np.empty((len(x), self.dim), dtype=np.float32)
-        for chunk in plan_batches(len(x), self.max_batch, self.backend.min_batch,
-                                  self.backend.static_batch):
-            part = pad_batch(x[chunk.start:chunk.stop], chunk.padded)
-            out[chunk.start:chunk.stop] = self.backend.run(part)[:chunk.stop - chunk.start]
+    def _run(self, n: int, batch_of) -> np.ndarray:
+        """Runs inputs 0..n in chunks the backend takes; `batch_of(start, stop)` makes each."""
+        out = np.empty((n, self.dim), dtype=np.float32)
+        for c in self.backend.limits.plan(n, self.chunk):
+            part = pad_batch(batch_of(c.start, c.stop), c.padded)
+            out[c.start:c.stop] = self.backend.run(part)[:c.stop - c.start]
         return out
 
     def _finish(self, v: np.ndarray) -> np.ndarray:
@@ -111,8 +130,8 @@ class Embedder:
 
         Args:
             crops: a list of HxWx3 uint8 BGR images (OpenCV's convention; HxW gray and HxWx4
-                BGRA are converted), an N,H,W,3 uint8 array, or a torch CUDA tensor already in
-                the graph's input layout (see `embed_tensor`).
+                BGRA are converted), an N,H,W,3 uint8 array, or a torch tensor already in the
+                graph's input layout (see `embed_tensor`).
         """
         if type(crops).__module__.startswith("torch"):
             return self.embed_tensor(crops)
@@ -120,9 +139,15 @@ class Embedder:
                 crops.shape[-1] in (1, 3, 4):
             raise ReidTrtError(f"got one image of shape {crops.shape}; pass a list of crops "
                                "([crop]) or an N,H,W,3 array")
+        if isinstance(crops, (str, bytes, Path)) or not hasattr(crops, "__len__"):
+            raise ReidTrtError(f"crops is a {type(crops).__name__}; pass a list of HxWx3 uint8 "
+                               "BGR images (cv2.imread gives one)")
         if len(crops) == 0:
             return np.zeros((0, self.dim), dtype=np.float32)
-        return self._finish(self._run(self.preprocess(list(crops))))
+        crops = list(crops)
+        for i, crop in enumerate(crops):  # every crop checked before any work is done
+            crops[i] = as_bgr(crop, i)
+        return self._finish(self._run(len(crops), lambda a, b: self.preprocess(crops[a:b])))
 
     def embed_boxes(self, frame: np.ndarray, boxes_xyxy) -> np.ndarray:
         """Crops `boxes_xyxy` (N, 4: x0, y0, x1, y1 in pixels) out of `frame` and embeds them.
@@ -131,9 +156,7 @@ class Embedder:
         zero-sized, inverted or NaN) gets an all-zero row: its cosine similarity to anything is 0,
         so it never matches a track, and the rows stay aligned with the boxes.
         """
-        from reid_trt.preprocess import as_bgr
-
-        frame = as_bgr(frame)
+        frame = as_bgr(frame, "frame")
         boxes, valid = clip_boxes(boxes_xyxy, frame.shape[:2])
         out = np.zeros((len(boxes), self.dim), dtype=np.float32)
         crops = [frame[y0:y1, x0:x1] for x0, y0, x1, y1 in boxes[valid]]
@@ -143,23 +166,22 @@ class Embedder:
 
     def embed_tensor(self, tensor) -> np.ndarray:
         """A torch tensor already preprocessed into the graph's input (N,H,W,3 uint8 for
-        uint8-bgr graphs, N,3,H,W float otherwise). On a GPU backend it is used in place, with
-        no host round trip; ONNX Runtime on the CPU copies it to host memory."""
+        uint8-bgr graphs, N,3,H,W float otherwise). On a GPU backend a CUDA tensor is used in
+        place, with no host round trip; other backends get a host copy."""
         expected = self.contract.input_shape(int(tensor.shape[0]))
         if tuple(tensor.shape) != expected:
             raise ReidTrtError(f"tensor of shape {tuple(tensor.shape)}; this model takes "
                                f"{expected} ({self.contract.input_format})")
         if tensor.shape[0] == 0:
             return np.zeros((0, self.dim), dtype=np.float32)
-        if hasattr(self.backend, "run_device") and tensor.is_cuda:
-            chunks = plan_batches(len(tensor), self.max_batch, self.backend.min_batch,
-                                  self.backend.static_batch)
-            if all(c.padded == c.stop - c.start for c in chunks):
+        limits = self.backend.limits
+        if tensor.is_cuda and self.backend.accepts_device_tensors:
+            chunks = limits.plan(len(tensor), self.chunk)
+            if all(limits.fits(c.stop - c.start) for c in chunks):
                 return self._finish(np.concatenate(
                     [self.backend.run_device(tensor[c.start:c.stop]) for c in chunks]))
-        if hasattr(self.backend, "run_tensor"):
-            return self._finish(self.backend.run_tensor(tensor).cpu().numpy())
-        return self._finish(self._run(tensor.detach().cpu().numpy()))
+        host = tensor.detach().cpu().numpy()
+        return self._finish(self._run(len(host), lambda a, b: host[a:b]))
 
     def close(self) -> None:
         self.backend.close()

@@ -129,7 +129,7 @@ def test_timing_statistics():
 @pytest.mark.parametrize("args,message", [
     ([], "nothing to benchmark"),
     (["--onnx", "missing.onnx"], "missing.onnx: no such file"),
-    (["--onnx", "{fp32}", "--batch", "0,4"], "batch sizes must be >= 1"),
+    (["--onnx", "{fp32}", "--batch", "0,4"], "--batch 0: must be between 1 and 4096"),
     (["--onnx", "{fp32}", "--batch", "a"], "not a list of batch sizes"),
     (["--onnx", "{fp32}", "--json", "{tmp}/no/such/dir/r.json"], "does not exist"),
     (["--onnx", "{fp32}", "--dataset", "mot17", "{mot}"], "no query/gallery split"),

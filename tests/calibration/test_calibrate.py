@@ -12,14 +12,15 @@ from typer.testing import CliRunner
 
 from reid_trt.calibration.api import CalibrationConfig, calibrate_onnx, source_graph
 from reid_trt.calibration.cache import calibration_hash
-from reid_trt.calibration.datasets import load_dataset, read_samples
 from reid_trt.calibration.quantize import layer_groups, quantize, tensor_ranges
 from reid_trt.cli.export import app
-from reid_trt.contract import contract_of
+from reid_trt.core.contract import contract_of
+from reid_trt.core.metrics import cosine_rows, neighbour_agreement
+from reid_trt.core.onnxio import ort_disabled_optimizers, ort_session
+from reid_trt.core.preprocess import graph_input
+from reid_trt.data.datasets import load_dataset, read_samples
 from reid_trt.engine.build import engine_from_onnx
-from reid_trt.evaluation import neighbour_agreement
-from reid_trt.export.precision import ort_disabled_optimizers, qdq_to_fp16
-from reid_trt.export.verify import cosine_rows, graph_inputs, ort_session
+from reid_trt.export.precision import qdq_to_fp16
 
 CONFIG = CalibrationConfig(size=128, method="minmax")
 
@@ -55,7 +56,7 @@ def test_int8_meets_the_acceptance_levels_on_real_crops(calibrated, mixed_crops,
     crops = mixed_crops[1]
     for name, (source, result) in calibrated.items():
         report = result.report
-        x = graph_inputs(crops, contract_of(source))
+        x = graph_input(crops, contract_of(source))
         fp32 = ort_session(source).run(None, {"images": x})[0]
         int8 = ort_session(str(result.path)).run(None, {"images": x})[0]
         cos = cosine_rows(int8, fp32)
@@ -104,7 +105,7 @@ def test_fp16_remainder_against_fp32_remainder(real_weights, mixed_crops, tmp_pa
     """The same Q/DQ graph with its float layers in FP16 or FP32: the same embeddings to within
     INT8 rounding, and TensorRT's strongly typed network computes the float layers in FP16."""
     source, _, contract = source_graph(None, real_weights["msmt17"])
-    x = graph_inputs(mixed_crops[1][:64], contract)
+    x = graph_input(mixed_crops[1][:64], contract)
     ranges = tensor_ranges(source, [x[:32], x[32:]], "minmax")
     float_blocks = {n for part in ("conv2.0", "conv2.1", "conv3.0")
                     for n in layer_groups(source)[part]}
@@ -170,7 +171,7 @@ runner = CliRunner()
     (lambda p: cv2.imwrite(str(p / "a.jpg"), np.zeros((8, 8, 3), np.uint8)),
      ["--calib-dataset", "market1501"], "has no bounding_box_train"),
     (lambda p: cv2.imwrite(str(p / "a.jpg"), np.zeros((8, 8, 3), np.uint8)),
-     ["--calib-size", "5"], "--calib-size 5 is larger than the set (1 images)"),
+     ["--calib-size", "5"], "--calib-size 5: larger than the set (1 images)"),
 ])
 def test_cli_bad_calibration_data(real_weights, tmp_path, setup, options, message):
     data = tmp_path / "data"
@@ -187,7 +188,7 @@ def test_cli_bad_calibration_data(real_weights, tmp_path, setup, options, messag
 def test_cli_int8_needs_data_and_an_fp32_graph(real_weights, tmp_path, shared_data):
     result = runner.invoke(app, ["trt", "--int8", "-w", str(real_weights["msmt17"]),
                                  "-o", str(tmp_path / "m.plan")])
-    assert result.exit_code == 1 and "needs --calib-data" in result.stderr
+    assert result.exit_code == 1 and "--calib-data: INT8 needs" in result.stderr
     fp16 = tmp_path / "m.fp16.onnx"
     runner.invoke(app, ["onnx", "-w", str(real_weights["msmt17"]), "-o", str(fp16),
                         "--precision", "fp16"])

@@ -81,7 +81,9 @@ def test_bad_inputs_one_line_nothing_written(generated_checkpoint, tmp_path):
     one_line_error(invoke("onnx", "-w", pickled, "-o", out), "--trust-checkpoint")
     one_line_error(invoke("onnx", "-w", weights, "-o", tmp_path / "nodir" / "m.onnx"),
                    "nodir does not exist")
-    one_line_error(invoke("onnx", "-w", weights, "-o", tmp_path), "is a directory")
+    one_line_error(invoke("onnx", "-w", weights, "-o", tmp_path), "must end in .onnx")
+    (tmp_path / "d.onnx").mkdir()
+    one_line_error(invoke("onnx", "-w", weights, "-o", tmp_path / "d.onnx"), "is a directory")
     one_line_error(invoke("onnx", "-w", weights, "-o", out, "--precision", "int8"),
                    "--precision int8")
     assert list((tmp_path / "out").iterdir()) == []

@@ -4,9 +4,9 @@ from pathlib import Path
 
 import pytest
 
+from reid_trt.core.preprocess import preprocess_numpy
 from reid_trt.data.synthetic import person_like_crops
 from reid_trt.export.api import ExportConfig, export_onnx
-from reid_trt.preprocess import preprocess_numpy
 
 
 @pytest.fixture(scope="session")

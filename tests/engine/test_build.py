@@ -9,11 +9,11 @@ import onnx
 import onnx.numpy_helper
 import pytest
 
-from reid_trt.contract import contract_of
+from reid_trt.core.contract import contract_of
+from reid_trt.core.errors import ReidTrtError
+from reid_trt.core.manifest import manifest_path, read_manifest
+from reid_trt.core.trt_compat import load_trt
 from reid_trt.engine.build import BuildConfig, engine_from_onnx, resolve_profile
-from reid_trt.engine.compat import load_trt
-from reid_trt.engine.manifest import manifest_path, read_manifest
-from reid_trt.errors import ReidTrtError
 
 
 def sha256(path) -> str:
@@ -71,22 +71,23 @@ def test_uint8_normalised_static_graph(real_weights, tmp_path):
         engine_from_onnx(graph, tmp_path / "x.plan", BuildConfig(max_batch=16))
 
 
-@pytest.mark.parametrize("config,message", [
-    (BuildConfig(precision="fp16"), "is an fp32 graph but --precision fp16 was given"),
-    (BuildConfig(min_batch=8, opt_batch=4, max_batch=16), "inconsistent batch profile"),
-    (BuildConfig(dla_core=0), "has no DLA"),
-    (BuildConfig(instancenorm="plugin"), "no InstanceNormalization plugin"),
-    (BuildConfig(instancenorm="fast"), "--instancenorm fast"),
-    (BuildConfig(opt_level=9), "--opt-level 9"),
-    (BuildConfig(compute_capabilities=("sm90",)), "--compute-capability sm90"),
-    (BuildConfig(hardware_compatibility="ampere_plus"), "--hardware-compatibility is for full"),
-    (BuildConfig(trt="tensorrt"), "pip install tensorrt"),
-    (BuildConfig(trt="onnxruntime"), "--trt onnxruntime"),
+@pytest.mark.parametrize("options, message", [
+    ({"precision": "fp16"}, "is an fp32 graph but --precision fp16 was given"),
+    ({"min_batch": 8, "opt_batch": 4, "max_batch": 16}, "the batch profile needs min <= opt"),
+    ({"dla_core": 0}, "has no DLA"),
+    ({"instancenorm": "plugin"}, "no InstanceNormalization plugin"),
+    ({"instancenorm": "fast"}, "instancenorm='fast': choose one of native, plugin"),
+    ({"opt_level": 9}, "opt_level=9: must be between 0 and 5"),
+    ({"compute_capabilities": ("sm90",)}, "compute_capabilities='sm90': TensorRT-RTX"),
+    ({"hardware_compatibility": "ampere_plus"}, "is for full TensorRT"),
+    ({"trt": "tensorrt"}, "pip install tensorrt"),
+    ({"trt": "onnxruntime"}, "trt='onnxruntime': choose one of auto, tensorrt, rtx"),
+    ({"workspace_mib": -5}, "workspace_mib=-5: must be between 1"),
 ])
-def test_refusals_write_nothing(graphs, tmp_path, config, message):
+def test_refusals_write_nothing(graphs, tmp_path, options, message):
     out = tmp_path / "m.plan"
     with pytest.raises(ReidTrtError, match=message):
-        engine_from_onnx(graphs["osnet_x0_25", "fp32"], out, config)
+        engine_from_onnx(graphs["osnet_x0_25", "fp32"], out, BuildConfig(**options))
     assert list(tmp_path.iterdir()) == []
 
 
@@ -128,8 +129,14 @@ def test_profile_resolution():
     assert resolve_profile(BuildConfig(opt_batch=128), None) == (1, 128, 128)
     assert resolve_profile(BuildConfig(min_batch=4, opt_batch=4, max_batch=4), None) == (4, 4, 4)
     assert resolve_profile(BuildConfig(), 2) == (2, 2, 2)
-    with pytest.raises(ReidTrtError, match="need 1 <= min <= opt <= max"):
-        resolve_profile(BuildConfig(min_batch=0), None)
+    # A bound given alone moves the default optimum (and the other bound) with it.
+    assert resolve_profile(BuildConfig(max_batch=8), None) == (1, 8, 8)
+    assert resolve_profile(BuildConfig(min_batch=32), None) == (32, 32, 64)
+    assert resolve_profile(BuildConfig(min_batch=128), None) == (128, 128, 128)
+    with pytest.raises(ReidTrtError, match="min_batch=0: must be between 1 and 4096"):
+        BuildConfig(min_batch=0)
+    with pytest.raises(ReidTrtError, match="the batch profile needs min <= opt <= max"):
+        BuildConfig(min_batch=8, max_batch=4)
 
 
 def test_corrupt_or_missing_manifest(graphs, tmp_path):
@@ -155,7 +162,7 @@ class Block(importlib.abc.MetaPathFinder):
         if name.split('.')[0] in ('tensorrt', 'tensorrt_rtx'):
             raise ImportError(name)
 sys.meta_path.insert(0, Block())
-from reid_trt.engine.compat import load_trt
+from reid_trt.core.trt_compat import load_trt
 try:
     load_trt('auto')
 except Exception as e:

@@ -5,15 +5,16 @@ import onnx
 import pytest
 import torch
 
-from reid_trt.contract import Contract, contract_of
+from reid_trt.core.contract import Contract, contract_of
+from reid_trt.core.errors import ExportError, ReidTrtError, VerificationError
+from reid_trt.core.onnxio import ort_session
+from reid_trt.core.preprocess import graph_input, preprocess_numpy
 from reid_trt.data.synthetic import person_like_crops
-from reid_trt.errors import ExportError, ReidTrtError, VerificationError
 from reid_trt.export.api import ExportConfig, export_onnx
 from reid_trt.export.checks import batch_dim, grouped_conv_count, op_counts
-from reid_trt.export.verify import ParityReport, graph_inputs, ort_session, require_parity
+from reid_trt.export.verify import ParityReport, require_parity
 from reid_trt.models import VARIANTS
 from reid_trt.models.checkpoint import load_model
-from reid_trt.preprocess import preprocess_numpy
 from tests.conftest import SMALL
 
 
@@ -74,7 +75,7 @@ def test_uint8_bgr_input_and_normalize_equal_outside_preprocessing(real_weights,
     session = ort_session(str(result.path))
     inp = session.get_inputs()[0]
     assert inp.type == "tensor(uint8)" and inp.shape[1:] == [256, 128, 3]
-    got = session.run(None, {inp.name: graph_inputs(market_crops, result.contract)})[0]
+    got = session.run(None, {inp.name: graph_input(market_crops, result.contract)})[0]
 
     model = load_model(weights).model
     with torch.no_grad():
@@ -102,18 +103,18 @@ def test_static_batch_and_fp16_io(generated_checkpoint, tmp_path):
     assert result.parity.crops == 8  # run as two batches of 4
 
 
-@pytest.mark.parametrize("config,message", [
-    (ExportConfig(precision="int8"), "--precision int8"),
-    (ExportConfig(io_dtype="fp16"), "--io-dtype fp16 needs --precision fp16"),
-    (ExportConfig(input_format="rgb"), "--input rgb"),
-    (ExportConfig(height=250), "--input-size 250x128"),
-    (ExportConfig(batch=0), "--batch 0"),
-    (ExportConfig(variant="osnet_x9"), "unknown variant 'osnet_x9'"),
+@pytest.mark.parametrize("options, message", [
+    ({"precision": "int8"}, "precision='int8': export writes fp32 or fp16"),
+    ({"io_dtype": "fp16"}, "io_dtype='fp16': needs precision fp16"),
+    ({"input_format": "rgb"}, "input_format='rgb': choose one of float, uint8-bgr"),
+    ({"height": 250}, "input_size='250x128': OSNet needs multiples of 32"),
+    ({"batch": 0}, "batch=0: must be between 1 and 4096"),
+    ({"variant": "osnet_x9"}, "unknown variant 'osnet_x9'"),
 ])
-def test_bad_options_write_nothing(generated_checkpoint, tmp_path, config, message):
+def test_bad_options_write_nothing(generated_checkpoint, tmp_path, options, message):
     out = tmp_path / "m.onnx"
     with pytest.raises(ReidTrtError, match=message):
-        export_onnx(generated_checkpoint("osnet_x0_25"), out, config)
+        export_onnx(generated_checkpoint("osnet_x0_25"), out, ExportConfig(**options))
     assert list(tmp_path.iterdir()) == []
 
 

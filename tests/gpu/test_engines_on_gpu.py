@@ -10,8 +10,8 @@ import pytest
 from reid_trt import Embedder
 from reid_trt.bench.run import BenchConfig, run_bench
 from reid_trt.calibration.api import CalibrationConfig, calibrate_onnx, source_graph
+from reid_trt.core.trt_compat import load_trt
 from reid_trt.engine.build import BuildConfig, engine_from_onnx
-from reid_trt.engine.compat import load_trt
 from reid_trt.export.api import ExportConfig, export_onnx
 
 pytestmark = pytest.mark.gpu
@@ -20,9 +20,9 @@ MIN_COSINE = {"fp32": 0.9999, "fp16": 0.999, "int8": 0.98}
 
 @pytest.fixture(scope="module")
 def cuda():
-    from reid_trt.runtime.embedder import _default_device
+    from reid_trt.runtime.embedder import cuda_present
 
-    if _default_device() == "cpu":
+    if not cuda_present():
         pytest.skip("no CUDA device here")
 
 

@@ -6,7 +6,7 @@ import pickle
 import pytest
 import torch
 
-from reid_trt.errors import CheckpointError
+from reid_trt.core.errors import CheckpointError
 from reid_trt.models import VARIANTS, build_model
 from reid_trt.models.checkpoint import detect_variant, load_model, load_state_dict
 

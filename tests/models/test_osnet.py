@@ -4,11 +4,11 @@ import numpy as np
 import pytest
 import torch
 
+from reid_trt.core.preprocess import preprocess_numpy
 from reid_trt.data.synthetic import person_like_crops
 from reid_trt.models import VARIANTS, build_model
 from reid_trt.models.checkpoint import load_model
 from reid_trt.models.init import generate_weights
-from reid_trt.preprocess import preprocess_numpy
 from tests.conftest import SMALL
 
 

@@ -9,15 +9,15 @@ import numpy as np
 import pytest
 
 from reid_trt import Embedder
+from reid_trt.core.batching import Chunk, clip_boxes, plan_batches
+from reid_trt.core.errors import ReidTrtError
+from reid_trt.core.manifest import manifest_path, read_manifest
+from reid_trt.core.preprocess import resize_bgr
+from reid_trt.core.trt_compat import load_trt
 from reid_trt.data.mot import mot_crops
 from reid_trt.engine.build import engine_from_onnx
-from reid_trt.engine.compat import load_trt
-from reid_trt.engine.manifest import manifest_path, read_manifest
-from reid_trt.errors import ReidTrtError
 from reid_trt.export.api import ExportConfig, export_onnx
-from reid_trt.preprocess import resize_bgr
 from reid_trt.runtime.backends.tensorrt import check_engine
-from reid_trt.runtime.planning import Chunk, clip_boxes, plan_batches
 
 
 @pytest.fixture(scope="module")
@@ -200,9 +200,9 @@ def test_engine_on_cpu_points_to_the_onnx(engine):
 
 
 def test_engine_without_a_gpu_says_so(engine):
-    from reid_trt.runtime.embedder import _default_device
+    from reid_trt.runtime.embedder import cuda_present
 
-    if _default_device() != "cpu":
+    if cuda_present():
         pytest.skip("this machine has a GPU")  # CI machines never do
     with pytest.raises(ReidTrtError, match="no usable CUDA device here.*use the .onnx"):
         Embedder(engine, device="cuda:0")

@@ -1,4 +1,4 @@
-"""ONNX Runtime backend: the CUDA provider when present and asked for, else the CPU."""
+"""ONNX Runtime backend: the CUDA provider when asked for (and present), else the CPU."""
 
 from __future__ import annotations
 
@@ -6,53 +6,44 @@ from pathlib import Path
 
 import numpy as np
 
-from reid_trt.errors import MissingDependencyError
+from reid_trt.core.batching import BatchLimits
+from reid_trt.core.contract import contract_of
+from reid_trt.core.errors import ReidTrtError
+from reid_trt.core.onnxio import has_cuda_provider, load_onnx, ort_session
+from reid_trt.core.options import Device
 
 
 class OnnxRuntimeBackend:
     name = "onnxruntime"
+    accepts_device_tensors = False
 
-    def __init__(self, path: Path, device: str):
-        try:
-            import onnxruntime as ort
-        except ImportError:
-            raise MissingDependencyError("onnxruntime", "ort", "running .onnx models") from None
-        from reid_trt.contract import contract_of
-        from reid_trt.export.api import load_onnx
-        from reid_trt.export.precision import ort_disabled_optimizers
-        from reid_trt.runtime.planning import device_index
-
-        model = load_onnx(path)
+    def __init__(self, path: Path, device: Device, device_chosen: bool = True):
+        """`device_chosen`: the caller asked for `device` (a CUDA device without ONNX Runtime's
+        CUDA provider is then an error, not a silent fallback to the CPU)."""
+        model = load_onnx(path, "model")
         self.contract = contract_of(model, str(path))
-        providers: list = ["CPUExecutionProvider"]
-        self.device = "cpu"
-        if device != "cpu" and "CUDAExecutionProvider" in ort.get_available_providers():
-            providers.insert(0, ("CUDAExecutionProvider", {"device_id": device_index(device)}))
-            self.device = device
-        options = ort.SessionOptions()
-        options.log_severity_level = 3
+        cuda = device.is_cuda and has_cuda_provider()
+        if device.is_cuda and not cuda and device_chosen:
+            raise ReidTrtError(f"device '{device}': this onnxruntime has no CUDA provider; "
+                               "pip install onnxruntime-gpu, or pass device='cpu'")
+        self.device = str(device) if cuda else "cpu"
         # InferenceSession.run is thread-safe: no lock needed around it.
-        self.session = ort.InferenceSession(model.SerializeToString(), options, providers=providers,
-                                            disabled_optimizers=ort_disabled_optimizers(model))
+        self.session = ort_session(model, device.index if cuda else None, str(path))
         self.input = self.session.get_inputs()[0]
         batch = self.input.shape[0]
-        self.static_batch = batch if isinstance(batch, int) else None
-        self.min_batch, self.max_batch = 1, None
+        self.limits = BatchLimits(static=batch if isinstance(batch, int) else None)
         self.input_dtype = np.float16 if self.input.type == "tensor(float16)" else None
 
-    def run(self, batch: np.ndarray) -> np.ndarray:
+    def feed(self, batch: np.ndarray) -> dict[str, np.ndarray]:
         if self.input_dtype is not None:
-            batch = batch.astype(self.input_dtype)
-        return self.session.run(None, {self.input.name: batch})[0].astype(np.float32, copy=False)
+            batch = batch.astype(self.input_dtype, copy=False)
+        return {self.input.name: batch}
 
-    def compute_fn(self, batch: np.ndarray):
-        """One inference on an already preprocessed batch, for timing. With the CUDA provider it
-        includes the host<->device copies (ONNX Runtime makes them inside run)."""
-        feed = {self.input.name: batch if self.input_dtype is None else batch.astype(self.input_dtype)}
-        return lambda: self.session.run(None, feed)
+    def run(self, batch: np.ndarray) -> np.ndarray:
+        return self.session.run(None, self.feed(batch))[0].astype(np.float32, copy=False)
 
-    def device_memory_bytes(self) -> int | None:
-        return None  # ONNX Runtime exposes no per-session figure
+    def run_device(self, tensor) -> np.ndarray:
+        raise ReidTrtError("the ONNX Runtime backend takes host arrays; pass tensor.cpu().numpy()")
 
     def close(self) -> None:
         self.session = None

@@ -23,3 +23,12 @@ L2_EPS = 1e-12
 
 # Environment variable that points at the shared test data (weights, crops, MOT17 frames).
 DATA_ENV = "REID_TRT_DATA"
+
+# Embedder preprocesses and runs this many crops at a time when the backend sets no maximum:
+# memory stays bounded by the chunk (64 float crops: 25 MB) however many crops come in, and
+# ONNX Runtime's CPU throughput no longer grows beyond a few dozen crops per call.
+EMBED_CHUNK = 64
+
+# Crops smaller than this (height, width) carry no identity: MOT readers drop such boxes and
+# calibration refuses such images (a 1x1 crop, resized, calibrates ranges no real crop has).
+MIN_CROP_HW = (32, 8)

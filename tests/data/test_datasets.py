@@ -4,13 +4,13 @@ import cv2
 import numpy as np
 import pytest
 
-from reid_trt.calibration.datasets import (
+from reid_trt.core.errors import ReidTrtError
+from reid_trt.data.datasets import (
     detect_kind,
     load_dataset,
     read_samples,
     stratified_sample,
 )
-from reid_trt.errors import ReidTrtError
 
 
 def write(path, value=100):
@@ -85,13 +85,13 @@ def test_unreadable_images_are_skipped_and_counted(tmp_path):
 
 
 def test_stratified_sample_spreads_identities():
-    from reid_trt.calibration.datasets import Sample
+    from reid_trt.data.datasets import Sample
 
     samples = [Sample(f"{pid}_{i}.jpg", pid, i % 2) for pid in range(10) for i in range(20)]
     picked = stratified_sample(samples, 20, seed=3)
     assert len({s.pid for s in picked}) == 10 and len({(s.pid, s.camid) for s in picked}) == 20
     assert picked == stratified_sample(samples, 20, seed=3)
-    with pytest.raises(ReidTrtError, match="--calib-size 201 is larger than the set \\(200"):
+    with pytest.raises(ReidTrtError, match="size=201: larger than the set \\(200"):
         stratified_sample(samples, 201)
 
 

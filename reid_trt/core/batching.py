@@ -1,4 +1,4 @@
-"""GPU-free logic of the runtime: batch plans and box cropping."""
+"""Batch plans (chunks a backend can run, padded to its minimum) and box clipping."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from reid_trt.errors import ReidTrtError
+from reid_trt.core.errors import ReidTrtError
 
 
 @dataclass(frozen=True)
@@ -59,10 +59,21 @@ def clip_boxes(boxes_xyxy, frame_hw: tuple[int, int]) -> tuple[np.ndarray, np.nd
     return np.stack([x0, y0, x1, y1], axis=1), valid
 
 
-def device_index(device: str) -> int:
-    """'cuda' -> 0, 'cuda:1' -> 1."""
-    if device == "cuda":
-        return 0
-    if device.startswith("cuda:") and device[5:].isdigit():
-        return int(device[5:])
-    raise ReidTrtError(f"device '{device}': use 'cpu', 'cuda' or 'cuda:N'")
+@dataclass(frozen=True)
+class BatchLimits:
+    """The batch sizes a backend can run: a static batch, or a range (max None: unbounded)."""
+
+    min: int = 1
+    max: int | None = None
+    static: int | None = None
+
+    def plan(self, n: int, cap: int | None = None) -> list[Chunk]:
+        """Chunks for n inputs, none above `cap` (or the backend's maximum)."""
+        limit = min(b for b in (cap, self.max) if b) if (cap or self.max) else None
+        return plan_batches(n, limit, self.min, self.static)
+
+    def fits(self, batch: int) -> bool:
+        """Whether a batch of this size runs as it is, without padding or splitting."""
+        if self.static is not None:
+            return batch == self.static
+        return self.min <= batch and (self.max is None or batch <= self.max)

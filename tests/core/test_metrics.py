@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from reid_trt.errors import ReidTrtError
-from reid_trt.evaluation import distance_matrix, evaluate, neighbour_agreement
+from reid_trt.core.errors import ReidTrtError
+from reid_trt.core.metrics import distance_matrix, evaluate, neighbour_agreement
 
 
 def unit(angles_deg):

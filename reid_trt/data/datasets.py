@@ -16,8 +16,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from reid_trt.core.errors import ReidTrtError
+from reid_trt.core.options import ConfigError
+from reid_trt.data import mot
 from reid_trt.data.folder import IMAGE_SUFFIXES, image_files
-from reid_trt.errors import ReidTrtError
 
 KINDS = ("market1501", "dukemtmc", "msmt17", "cuhk03", "mot17", "folder")
 # Market-1501 "0002_c1s1_000451_03.jpg", Duke "0001_c2_f0046182.jpg", CUHK03-NP "0001_c1_1.png"
@@ -101,11 +103,22 @@ def _msmt17(root: Path) -> ReidDataset:
     train_dir, test_dir = (root / f for f in folders[version])
 
     def listed(list_name: str, folder: Path) -> list[Sample]:
+        path = root / list_name
+        if not path.is_file():  # query/gallery lists: only mAP needs them
+            return []
         samples = []
-        for line in (root / list_name).read_text().splitlines():
+        try:
+            lines = path.read_text().splitlines()
+        except (OSError, UnicodeDecodeError) as e:
+            raise ReidTrtError(f"{path} cannot be read as an MSMT17 list ({e}); restore it from "
+                               "the dataset") from None
+        for number, line in enumerate(lines, start=1):
             parts = line.split()
-            if len(parts) != 2:
+            if not parts:
                 continue
+            if len(parts) != 2 or not parts[1].lstrip("-").isdigit():
+                raise ReidTrtError(f"{path}:{number} is not '<image path> <person id>' "
+                                   f"({line[:60]!r}); restore the list from the dataset")
             match = MSMT_NAME.match(Path(parts[0]).name)
             cam = int(match.group(3)) - 1 if match else 0
             samples.append(Sample(folder / parts[0], int(parts[1]), cam))
@@ -119,20 +132,16 @@ def _msmt17(root: Path) -> ReidDataset:
 
 
 def _mot17(root: Path) -> ReidDataset:
-    sequences = sorted(p.parent.parent for p in root.rglob("gt/gt.txt"))
-    if not sequences:
+    found = mot.sequences(root)
+    if not found:
         raise _LayoutMismatch("sequences with gt/gt.txt")
     samples = []
-    for cam, seq in enumerate(sequences):
-        gt = np.loadtxt(seq / "gt" / "gt.txt", delimiter=",", ndmin=2)
-        for frame in sorted((seq / "img1").glob("*.jpg")):
-            rows = gt[(gt[:, 0] == int(frame.stem)) & (gt[:, 7] == 1) & (gt[:, 8] >= 0.5)]
-            for row in rows:
-                x, y, w, h = (int(v) for v in row[2:6])
-                if h >= 32 and w >= 8:
-                    # Track ids are per sequence: offset them so identities stay distinct.
-                    samples.append(Sample(frame, cam * 100_000 + int(row[1]), cam,
-                                          (x, y, x + w, y + h)))
+    for cam, seq in enumerate(found):
+        gt = mot.read_gt(seq)
+        for number, frame in mot.frames(seq):
+            for track, box in mot.pedestrian_boxes(gt, number):
+                # Track ids are per sequence: offset them so identities stay distinct.
+                samples.append(Sample(frame, cam * 100_000 + track, cam, box))
     return ReidDataset("mot17", root, train=samples)
 
 
@@ -189,8 +198,8 @@ def load_dataset(root: Path | str, kind: str = "auto",
 def stratified_sample(samples: list[Sample], size: int, seed: int = 0) -> list[Sample]:
     """`size` samples spread over identities and cameras: one per (pid, camera) in turn."""
     if size > len(samples):
-        raise ReidTrtError(f"--calib-size {size} is larger than the set ({len(samples)} images); "
-                           f"pass --calib-size {len(samples)} or less")
+        raise ConfigError("size", size, f"larger than the set ({len(samples)} images); pass "
+                          f"{len(samples)} or less")
     rng = np.random.default_rng(seed)
     groups: dict[tuple[int, int], list[Sample]] = defaultdict(list)
     for s in samples:
@@ -205,8 +214,10 @@ def stratified_sample(samples: list[Sample], size: int, seed: int = 0) -> list[S
     return picked
 
 
-def read_samples(samples: list[Sample]) -> tuple[list[np.ndarray], list[Sample], int]:
-    """(crops, the samples they came from, how many were unreadable and skipped)."""
+def read_samples(samples: list[Sample], min_hw: tuple[int, int] = (1, 1)
+                 ) -> tuple[list[np.ndarray], list[Sample], int]:
+    """(crops, the samples they came from, how many were skipped: unreadable, or smaller than
+    `min_hw`)."""
     crops, kept, frames = [], [], {}
     for s in samples:
         if s.box is None:
@@ -215,12 +226,8 @@ def read_samples(samples: list[Sample]) -> tuple[list[np.ndarray], list[Sample],
             if s.path not in frames:
                 frames = {s.path: cv2.imread(str(s.path), cv2.IMREAD_COLOR)}  # one frame cached
             frame = frames[s.path]
-            img = None
-            if frame is not None:
-                x0, y0, x1, y1 = s.box
-                img = frame[max(y0, 0):y1, max(x0, 0):x1]
-                img = img.copy() if img.size else None
-        if img is not None and img.size:
+            img = None if frame is None else mot.crop_box(frame, s.box)
+        if img is not None and img.shape[0] >= min_hw[0] and img.shape[1] >= min_hw[1]:
             crops.append(img)
             kept.append(s)
     return crops, kept, len(samples) - len(kept)

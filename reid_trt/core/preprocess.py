@@ -9,17 +9,19 @@ from collections.abc import Sequence
 import cv2
 import numpy as np
 
-from reid_trt import defaults
-from reid_trt.errors import ReidTrtError
+from reid_trt.core import defaults
+from reid_trt.core.errors import ReidTrtError
 
 
-def as_bgr(crop: np.ndarray, index: int = 0) -> np.ndarray:
-    """Checks one crop and returns it as HxWx3 uint8 BGR (grayscale and BGRA are converted)."""
+def as_bgr(crop: np.ndarray, index: int | str = 0) -> np.ndarray:
+    """Checks one crop (or a frame: `index` names it) and returns it as HxWx3 uint8 BGR
+    (grayscale and BGRA are converted)."""
+    name = f"crop {index}" if isinstance(index, int) else index
     if not isinstance(crop, np.ndarray):
-        raise ReidTrtError(f"crop {index} is a {type(crop).__name__}; pass HxWx3 uint8 numpy arrays")
+        raise ReidTrtError(f"{name} is a {type(crop).__name__}; pass HxWx3 uint8 numpy arrays")
     if crop.dtype != np.uint8:
         raise ReidTrtError(
-            f"crop {index} has dtype {crop.dtype}; pass uint8 BGR images as OpenCV reads them "
+            f"{name} has dtype {crop.dtype}; pass uint8 BGR images as OpenCV reads them "
             "(convert float images with (img * 255).clip(0, 255).astype(np.uint8))"
         )
     if crop.ndim == 2:
@@ -30,11 +32,11 @@ def as_bgr(crop: np.ndarray, index: int = 0) -> np.ndarray:
         crop = cv2.cvtColor(crop, cv2.COLOR_BGRA2BGR)
     elif crop.ndim != 3 or crop.shape[2] != 3:
         raise ReidTrtError(
-            f"crop {index} has shape {crop.shape}; expected HxWx3 BGR (HxW gray and HxWx4 BGRA "
+            f"{name} has shape {crop.shape}; expected HxWx3 BGR (HxW gray and HxWx4 BGRA "
             "are converted)"
         )
     if crop.shape[0] == 0 or crop.shape[1] == 0:
-        raise ReidTrtError(f"crop {index} is empty (shape {crop.shape}); drop zero-size boxes")
+        raise ReidTrtError(f"{name} is empty (shape {crop.shape}); drop zero-size boxes")
     return crop
 
 
@@ -87,9 +89,10 @@ def preprocess_numpy(crops: Sequence[np.ndarray], size: tuple[int, int] = (
 
 
 def graph_input(crops: Sequence[np.ndarray], contract) -> np.ndarray:
-    """Crops -> the batch a graph with this `Contract` takes: resized, and normalised to float32
-    N,3,H,W unless the graph takes raw uint8 BGR and normalises inside."""
+    """Crops -> the batch a graph with this `Contract` takes, in its input dtype: resized, and
+    normalised to N,3,H,W float unless the graph takes raw uint8 BGR and normalises inside."""
     batch = resize_bgr(crops, (contract.height, contract.width))
-    if contract.input_format == "uint8-bgr":
+    if contract.uint8_input:
         return batch
-    return normalize_nhwc_bgr(batch, contract.mean, contract.std)
+    x = normalize_nhwc_bgr(batch, contract.mean, contract.std)
+    return x.astype(np.float16) if contract.io_dtype == "fp16" else x

@@ -13,7 +13,8 @@ from types import ModuleType
 
 from packaging.version import Version
 
-from reid_trt.errors import MissingDependencyError, ReidTrtError
+from reid_trt.core.errors import MissingDependencyError, ReidTrtError
+from reid_trt.core.options import TrtFlavour, choice
 
 FLAVOURS = {"tensorrt": "tensorrt", "rtx": "tensorrt_rtx"}
 RTX_DEFAULT_TARGETS = "8.0, 8.6, 8.9, 12.0 (Ampere and later; TensorRT-RTX default)"
@@ -64,11 +65,10 @@ def _import(flavour: str) -> Trt | None:
     return Trt(module, flavour)
 
 
-def load_trt(flavour: str = "auto") -> Trt:
+def load_trt(flavour: TrtFlavour | str = TrtFlavour.AUTO) -> Trt:
     """The TensorRT flavour to build with: 'tensorrt', 'rtx', or 'auto' (full TensorRT first)."""
-    if flavour not in ("auto", *FLAVOURS):
-        raise ReidTrtError(f"--trt {flavour}: choose auto, tensorrt or rtx")
-    for candidate in (("tensorrt", "rtx") if flavour == "auto" else (flavour,)):
+    flavour = choice(TrtFlavour, flavour, "trt")
+    for candidate in (("tensorrt", "rtx") if flavour == TrtFlavour.AUTO else (flavour.value,)):
         trt = _import(candidate)
         if trt is None:
             continue
@@ -78,7 +78,7 @@ def load_trt(flavour: str = "auto") -> Trt:
                 f">= {MIN_TENSORRT} (JetPack 6.1+); upgrade, or pass --trt rtx")
         return trt
     purpose = "building engines (no TensorRT found)"
-    if flavour == "tensorrt":
+    if flavour == TrtFlavour.TENSORRT:
         raise MissingDependencyError("tensorrt", None, purpose,
                                      " (full TensorRT 10+: JetPack 6.1+ or NVIDIA's index)")
     raise MissingDependencyError("tensorrt-rtx-cu13", "rtx", purpose,

@@ -1,6 +1,5 @@
-"""Re-ID retrieval metrics (the standard Market-1501 protocol), vectorised with NumPy.
-
-Shared by calibration (choosing INT8 settings by accuracy) and the benchmarks. No torch needed.
+"""Embedding agreement and re-ID retrieval metrics (the standard Market-1501 protocol),
+vectorised with NumPy. Shared by export verification, calibration and the benchmarks.
 """
 
 from __future__ import annotations
@@ -9,7 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from reid_trt.errors import ReidTrtError
+from reid_trt.core.errors import ReidTrtError
 
 JUNK_PID = -1  # Market-1501 / DukeMTMC "junk" images: ignored in the gallery
 
@@ -27,6 +26,13 @@ class RetrievalScores:
     def to_dict(self) -> dict:
         return {"mAP": self.mAP, **{f"rank{k}": v for k, v in self.cmc.items()},
                 "queries": self.queries}
+
+
+def cosine_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Cosine similarity of each row of `a` with the same row of `b` (0 for a zero row)."""
+    a, b = a.astype(np.float64), b.astype(np.float64)
+    denom = np.maximum(np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1), 1e-12)
+    return (a * b).sum(axis=1) / denom
 
 
 def distance_matrix(query: np.ndarray, gallery: np.ndarray, metric: str = "cosine") -> np.ndarray:

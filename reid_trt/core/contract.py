@@ -1,0 +1,127 @@
+"""The preprocessing contract: what a graph or engine expects, stored in ONNX metadata_props.
+
+Export writes it; calibration, the engine builder and the runtime read it, so no user ever re-enters
+input size, colour order or normalisation. Pure Python: the runtime imports it without torch.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, fields
+
+from reid_trt import __version__
+from reid_trt.core import defaults
+from reid_trt.core.errors import ReidTrtError
+from reid_trt.core.options import InputFormat, Precision, coerce_choices
+
+METADATA_PREFIX = "reid_trt."
+
+
+@dataclass(frozen=True)
+class Contract:
+    """How to feed a model and what it returns. Checked on construction: a contract read from a
+    file someone edited fails here, not as a wrong-shaped tensor later."""
+
+    variant: str
+    height: int = defaults.INPUT_HEIGHT
+    width: int = defaults.INPUT_WIDTH
+    input_format: InputFormat = InputFormat.FLOAT
+    mean: tuple[float, float, float] = defaults.IMAGENET_MEAN
+    std: tuple[float, float, float] = defaults.IMAGENET_STD
+    embedding_dim: int = defaults.EMBEDDING_DIM
+    normalized: bool = False
+    precision: Precision = Precision.FP32
+    io_dtype: Precision = Precision.FP32
+    input_name: str = defaults.INPUT_NAME
+    output_name: str = defaults.OUTPUT_NAME
+    weights_sha256: str = ""
+    reid_trt_version: str = __version__
+
+    def __post_init__(self):
+        set_ = object.__setattr__
+        coerce_choices(self, input_format=InputFormat, precision=Precision, io_dtype=Precision)
+        for name in ("height", "width", "embedding_dim"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= 65536:
+                raise ReidTrtError(f"contract field {name}={value!r} is not a positive size")
+        for name in ("mean", "std"):
+            value = getattr(self, name)
+            if not (isinstance(value, (tuple, list)) and len(value) == 3 and all(
+                    isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)):
+                raise ReidTrtError(f"contract field {name}={value!r} is not 3 numbers")
+            set_(self, name, tuple(float(v) for v in value))
+        if min(self.std) <= 0:
+            raise ReidTrtError(f"contract field std={self.std!r} must be positive")
+        for name in ("variant", "input_name", "output_name", "weights_sha256"):
+            if not isinstance(getattr(self, name), str):
+                raise ReidTrtError(f"contract field {name}={getattr(self, name)!r} is not a string")
+
+    @property
+    def uint8_input(self) -> bool:
+        return self.input_format == InputFormat.UINT8_BGR
+
+    @property
+    def layout(self) -> str:
+        return "NHWC" if self.uint8_input else "NCHW"
+
+    @property
+    def colour_order(self) -> str:
+        return "BGR" if self.uint8_input else "RGB"
+
+    def input_shape(self, batch: int | str) -> tuple:
+        if self.uint8_input:
+            return (batch, self.height, self.width, 3)
+        return (batch, 3, self.height, self.width)
+
+    def summary(self) -> str:
+        """One line for people: what goes in, what comes out."""
+        return (f"{self.input_format} {self.layout} {self.height}x{self.width} "
+                f"{self.colour_order}, mean {self.mean}, std {self.std}, "
+                f"{'L2-normalised' if self.normalized else 'raw'} {self.embedding_dim}-d")
+
+    def to_dict(self) -> dict:
+        return {k: str(v) if isinstance(v, InputFormat | Precision) else v
+                for k, v in asdict(self).items()}
+
+    def to_metadata(self) -> dict[str, str]:
+        meta = {METADATA_PREFIX + k: json.dumps(v) for k, v in self.to_dict().items()}
+        # Redundant but readable by tools that know nothing of reid-trt (Netron, Triton users).
+        meta[METADATA_PREFIX + "layout"] = json.dumps(self.layout)
+        meta[METADATA_PREFIX + "colour_order"] = json.dumps(self.colour_order)
+        return meta
+
+    @classmethod
+    def from_dict(cls, data: dict, source: str = "model") -> Contract:
+        """A contract from stored values; wrong types or values are a one-line error."""
+        if not isinstance(data, dict):
+            raise ReidTrtError(f"{source}: the preprocessing contract is a "
+                               f"{type(data).__name__}, not a mapping; re-export the model")
+        known = {f.name for f in fields(cls)}
+        values = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items() if k in known}
+        try:
+            return cls(**values)
+        except (ReidTrtError, TypeError) as e:
+            raise ReidTrtError(f"{source} carries a broken preprocessing contract ({e}); "
+                               "re-export it with 'reid-export onnx'") from None
+
+    @classmethod
+    def from_metadata(cls, meta: dict[str, str], source: str = "model") -> Contract:
+        values = {}
+        for key, raw in meta.items():
+            if key.startswith(METADATA_PREFIX):
+                try:
+                    values[key.removeprefix(METADATA_PREFIX)] = json.loads(raw)
+                except ValueError:
+                    raise ReidTrtError(f"{source}: metadata '{key}' is not valid JSON ({raw[:40]!r}"
+                                       "); re-export it with 'reid-export onnx'") from None
+        if "variant" not in values:
+            raise ReidTrtError(
+                f"{source} carries no reid-trt metadata (no '{METADATA_PREFIX}variant'); "
+                "export it with 'reid-export onnx' so the preprocessing contract travels with it"
+            )
+        return cls.from_dict(values, source)
+
+
+def contract_of(model, source: str = "model") -> Contract:
+    """The contract stored in an onnx.ModelProto's metadata_props."""
+    return Contract.from_metadata({p.key: p.value for p in model.metadata_props}, source)

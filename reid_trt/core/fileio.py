@@ -1,0 +1,104 @@
+"""File output: every output path checked before any work starts, and written atomically, so a
+failed or interrupted step never leaves a partial file behind and never overwrites an input.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import tempfile
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+from reid_trt.core.errors import OutputPathError
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return a.resolve() == b.resolve() or (a.exists() and b.exists() and a.samefile(b))
+    except OSError:
+        return False
+
+
+def check_output(path: Path | str, option: str = "-o", suffixes: Iterable[str] = (),
+                 inputs: Iterable[Path | str | None] = (), side_files: Iterable[Path] = ()) -> Path:
+    """Fails early, before any expensive work, unless `path` (and each side file written with
+    it) can be created without destroying anything.
+
+    Args:
+        path: the output the user named.
+        option: the option that named it, for the message.
+        suffixes: the suffixes this kind of output must have (a path without one is most often a
+            folder the user meant to write into).
+        inputs: files this command reads; none of them may be overwritten.
+        side_files: files written beside `path` (manifest, report, ...).
+    """
+    path = Path(path)
+    wanted = tuple(suffixes)
+    if wanted and not path.name.lower().endswith(wanted):
+        hint = (f"; to write into the folder {path}, pass {path / ('model' + wanted[0])}"
+                if not path.suffix else "")
+        raise OutputPathError(f"{option} {path}: the file name must end in "
+                              f"{' or '.join(wanted)}{hint}")
+    readers = [Path(p) for p in inputs if p is not None]
+    for target in (path, *side_files):
+        what = option if target == path else f"{target.name} (written beside {option} {path})"
+        if target.is_dir():
+            raise OutputPathError(f"{target} is a directory; {what} needs a file name there: "
+                                  f"move the directory or pass another {option}")
+        clash = next((p for p in readers if _same_file(target, p)), None)
+        if clash is not None:
+            raise OutputPathError(f"{what} {target} would overwrite the input {clash}; pass "
+                                  f"another {option}")
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.is_dir():
+        raise OutputPathError(f"{parent} does not exist; create it or pass another path to {option}")
+    # Try it: os.access says yes to root on read-only mounts and special filesystems.
+    try:
+        with tempfile.TemporaryFile(dir=parent):
+            pass
+    except OSError as e:
+        raise OutputPathError(f"{parent} is not writable ({e.strerror}); pass another path to "
+                              f"{option}") from None
+    return path
+
+
+def _file_mode(path: Path) -> int:
+    """The mode `open(path, 'w')` would give: kept if the file exists, else 0o666 less umask."""
+    try:
+        return path.stat().st_mode & 0o7777
+    except OSError:
+        mask = os.umask(0)
+        os.umask(mask)
+        return 0o666 & ~mask
+
+
+@contextlib.contextmanager
+def atomic_path(path: Path) -> Iterator[Path]:
+    """Yields a temporary path beside `path`; renames it onto `path` only if the block succeeds.
+
+    mkstemp makes 0600 files; the result gets the mode a normal write would have given it."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        os.chmod(tmp_path, _file_mode(path))
+        os.replace(tmp_path, path)
+    finally:
+        tmp_path.unlink(missing_ok=True)
+
+
+def write_bytes_atomic(path: Path, data: bytes) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()

@@ -1,0 +1,100 @@
+"""The sidecar manifest `model.plan.json`: what an engine is, how it was built, how to feed it.
+
+The engine file itself stays raw, so trtexec, Triton and DeepStream load it as usual.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+from reid_trt.core.contract import Contract
+from reid_trt.core.errors import ReidTrtError
+
+MANIFEST_FORMAT = "reid-trt-engine/1"
+ENGINE_SUFFIXES = (".plan", ".engine", ".trt")
+
+
+def manifest_path(engine: Path) -> Path:
+    return engine.with_name(engine.name + ".json")
+
+
+@dataclass
+class Manifest:
+    trt_flavour: str  # "tensorrt" or "rtx"
+    trt_version: str
+    precision: str
+    profile: dict[str, int]  # batch sizes: min, opt, max
+    io: list[dict]  # name, mode, dtype, shape (-1 for the dynamic batch)
+    contract: dict
+    targets: str  # compute capabilities or hardware compatibility level
+    instancenorm: str
+    onnx_sha256: str
+    weighted_layers: dict[str, int] = field(default_factory=dict)  # conv/matmul count by precision
+    engine_sha256: str = ""
+    engine_bytes: int = 0
+    build_seconds: float = 0.0
+    built_at: str = ""
+    options: dict = field(default_factory=dict)  # workspace, opt level, DLA core
+    builder_warnings: list[str] = field(default_factory=list)
+    format: str = MANIFEST_FORMAT
+
+    @property
+    def preprocessing(self) -> Contract:
+        return Contract.from_dict(self.contract, "the engine manifest")
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2) + "\n"
+
+
+# Field -> the JSON type it must have: a hand-edited or foreign file fails on reading.
+_TYPES = {f.name: f.type for f in fields(Manifest)}
+_JSON_TYPES = {"str": str, "dict[str, int]": dict, "list[dict]": list, "dict": dict,
+               "int": int, "float": (int, float), "list[str]": list}
+
+
+def _check_shape(data) -> None:
+    if not isinstance(data, dict):
+        raise ValueError(f"a JSON {type(data).__name__}, not an object")
+    if data.get("format") != MANIFEST_FORMAT:
+        raise ValueError(f"format {data.get('format')!r}, expected {MANIFEST_FORMAT!r}")
+    unknown = sorted(set(data) - set(_TYPES))
+    if unknown:
+        raise ValueError(f"unknown fields {', '.join(unknown)}")
+    for name, value in data.items():
+        wanted = _JSON_TYPES[_TYPES[name]]
+        if isinstance(value, bool) or not isinstance(value, wanted):
+            raise ValueError(f"field '{name}' is a {type(value).__name__}")
+    profile = data.get("profile", {})
+    if sorted(profile) != ["max", "min", "opt"] or not all(
+            isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in profile.values()):
+        raise ValueError("profile must hold min, opt and max batch sizes >= 1")
+    if not profile["min"] <= profile["opt"] <= profile["max"]:
+        raise ValueError(f"profile {profile} is not min <= opt <= max")
+
+
+def read_manifest(engine: Path) -> Manifest:
+    """The manifest beside `engine`; a missing or corrupt one is an error that says what to do."""
+    path = manifest_path(Path(engine))
+    rebuild = f"rebuild it with 'reid-export trt --onnx MODEL.onnx -o {engine}'"
+    if path.is_dir():
+        raise ReidTrtError(f"{path} is a directory, not the engine's manifest; move it away and "
+                           f"{rebuild}")
+    if not path.is_file():
+        raise ReidTrtError(f"{path}: no manifest beside the engine; {rebuild}")
+    try:
+        data = json.loads(path.read_text())
+        _check_shape(data)
+        manifest = Manifest(**data)
+    except (ValueError, TypeError, UnicodeDecodeError) as e:
+        reason = str(e).splitlines()[0][:160]
+        raise ReidTrtError(f"{path} is not a valid reid-trt manifest ({reason}); {rebuild}") \
+            from None
+    contract = {k: tuple(v) if isinstance(v, list) else v for k, v in manifest.contract.items()}
+    try:
+        Contract(**contract)
+    except (ReidTrtError, TypeError) as e:
+        raise ReidTrtError(f"{path} is not a valid reid-trt manifest (its contract: {e}); "
+                           f"{rebuild}") from None
+    return manifest

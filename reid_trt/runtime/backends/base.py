@@ -1,0 +1,37 @@
+"""What every backend provides: the contract `Embedder` is written against.
+
+Backends run a batch already preprocessed into the graph's input format and return (N, D)
+float32. They know nothing of crops, chunking or L2 normalisation (Embedder does that), nor of
+timing (reid-bench's hooks do that, in bench/hooks.py).
+"""
+
+from __future__ import annotations
+
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+from reid_trt.core.batching import BatchLimits
+from reid_trt.core.contract import Contract
+
+
+@runtime_checkable
+class Backend(Protocol):
+    name: str  # "tensorrt", "onnxruntime" or "torch"
+    device: str  # "cpu" or "cuda:N": where it actually runs
+    contract: Contract  # how to feed it
+    limits: BatchLimits  # batch sizes it can run
+    accepts_device_tensors: bool  # run_device takes a torch CUDA tensor in place
+
+    def run(self, batch: np.ndarray) -> np.ndarray:
+        """(N, ...) in the graph's input layout -> (N, D) float32; N within `limits`."""
+        ...
+
+    def run_device(self, tensor) -> np.ndarray:
+        """A torch CUDA tensor in the input layout -> (N, D) float32, with no host round trip.
+        Only called when `accepts_device_tensors`."""
+        ...
+
+    def close(self) -> None:
+        """Frees what the backend holds; safe to call twice."""
+        ...

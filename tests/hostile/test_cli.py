@@ -1,0 +1,282 @@
+"""Hostile command lines: each gets exit 1 and one line naming the file or option (or exit 2 and
+Click's usage error naming the option), and leaves the folder exactly as it was."""
+
+from __future__ import annotations
+
+import json
+
+import cv2
+import numpy as np
+import onnx
+import pytest
+import torch
+
+from reid_trt.cli.bench import app as bench_app
+from reid_trt.cli.export import app as export_app
+from tests.hostile.conftest import edit_manifest, run_cli
+
+
+def _checkpoint_with(ws, name: str, value: float):
+    state = torch.load(ws / "w.pth", weights_only=True)
+    state["conv1.conv.weight"][0, 0, 0, 0] = value
+    torch.save(state, ws / name)
+
+
+def _graph_with_metadata(ws, key: str, value: str):
+    model = onnx.load(ws / "m.onnx")
+    for prop in model.metadata_props:
+        if prop.key == key:
+            prop.value = value
+    onnx.save(model, ws / "meta.onnx")
+
+
+def _images(ws, folder: str, size: tuple[int, int], count: int = 4):
+    for i in range(count):
+        ws.write(f"{folder}/0001_c1s1_{i:06d}_00.jpg", cv2.imencode(
+            ".jpg", np.full((*size, 3), 90 + i, np.uint8))[1].tobytes())
+
+
+def _mot_tree(ws, gt: str):
+    ws.write("mot/seq/gt/gt.txt", gt)
+    ws.write("mot/seq/img1/000001.jpg", cv2.imencode(".jpg", np.zeros((64, 64, 3), np.uint8))[1]
+             .tobytes())
+
+
+def _msmt_tree(ws, line: str):
+    ws.write("msmt/list_train.txt", line + "\n")
+    (ws / "msmt" / "train").mkdir()
+
+
+# (id, setup or None, args, exit code, fragments of the message)
+EXPORT_CASES = [
+    ("onnx-missing-weights", None, ["onnx", "-w", "missing.pth"], 1, ["missing.pth", "no such file"]),
+    ("onnx-text-weights", None, ["onnx", "-w", "notes.txt"], 1,
+     ["notes.txt", "not a readable PyTorch checkpoint"]),
+    ("onnx-text-weights-pth", None, ["onnx", "-w", "text.pth"], 1,
+     ["text.pth", "not a readable PyTorch checkpoint"]),
+    ("onnx-weights-dir", None, ["onnx", "-w", "empty"], 1, ["empty"]),
+    ("onnx-output-is-input", None, ["onnx", "-w", "w.pth", "-o", "w.pth"], 1, ["-o w.pth", ".onnx"]),
+    ("onnx-output-is-input-same-suffix", lambda ws: (ws / "w.pth").rename(ws / "w.onnx.pth"),
+     ["onnx", "-w", "m.onnx", "-o", "m.onnx"], 1, ["would overwrite the input m.onnx"]),
+    ("onnx-output-folder-slash", None, ["onnx", "-w", "w.pth", "-o", "newdir/"], 1,
+     ["-o newdir", "must end in .onnx", "newdir/model.onnx"]),
+    ("onnx-output-is-dir", lambda ws: (ws / "d.onnx").mkdir(), ["onnx", "-w", "w.pth", "-o", "d.onnx"],
+     1, ["d.onnx is a directory"]),
+    ("onnx-output-parent-missing", None, ["onnx", "-w", "w.pth", "-o", "nope/m.onnx"], 1,
+     ["nope does not exist"]),
+    ("onnx-batch-zero", None, ["onnx", "-w", "w.pth", "--batch", "0"], 1, ["--batch 0", ">= 1"
+                                                                           .replace(">= 1", "1 and")]),
+    ("onnx-batch-huge", None, ["onnx", "-w", "w.pth", "--batch", "100000"], 1,
+     ["--batch 100000", "4096"]),
+    ("onnx-input-size-huge", None, ["onnx", "-w", "w.pth", "--input-size", "32000x32000"], 1,
+     ["--input-size 32000x32000", "1024x1024"]),
+    ("onnx-input-size-zero", None, ["onnx", "-w", "w.pth", "--input-size", "0x0"], 1,
+     ["--input-size 0x0"]),
+    ("onnx-input-size-text", None, ["onnx", "-w", "w.pth", "--input-size", "big"], 2,
+     ["'big' is not HEIGHTxWIDTH"]),
+    ("onnx-precision-int8", None, ["onnx", "-w", "w.pth", "--precision", "int8"], 1,
+     ["--precision int8", "reid-export calibrate"]),
+    ("onnx-precision-unknown", None, ["onnx", "-w", "w.pth", "--precision", "fp64"], 2,
+     ["'--precision'", "fp64"]),
+    ("onnx-io-fp16-on-fp32", None, ["onnx", "-w", "w.pth", "--io-dtype", "fp16"], 1,
+     ["--io-dtype fp16", "needs precision fp16"]),
+    ("onnx-input-unknown", None, ["onnx", "-w", "w.pth", "--input", "rgb"], 2, ["'--input'"]),
+    ("onnx-opset-old", None, ["onnx", "-w", "w.pth", "--opset", "7"], 1, ["--opset 7"]),
+    ("onnx-variant-unknown", None, ["onnx", "-w", "w.pth", "--variant", "osnet_x9"], 1,
+     ["unknown variant 'osnet_x9'"]),
+    ("onnx-variant-wrong", None, ["onnx", "-w", "w.pth", "--variant", "osnet_x1_0"], 1,
+     ["does not fit osnet_x1_0", "looks like osnet_x0_25"]),
+    ("onnx-inf-weights", lambda ws: _checkpoint_with(ws, "inf.pth", float("inf")),
+     ["onnx", "-w", "inf.pth"], 1, ["inf.pth", "NaN or Inf", "conv1.conv.weight"]),
+    ("onnx-nan-weights", lambda ws: _checkpoint_with(ws, "nan.pth", float("nan")),
+     ["onnx", "-w", "nan.pth"], 1, ["nan.pth", "NaN or Inf"]),
+    ("onnx-verify-data-missing", None, ["onnx", "-w", "w.pth", "--verify-data", "nope"], 1,
+     ["nope: no such directory"]),
+    ("onnx-verify-data-empty", None, ["onnx", "-w", "w.pth", "--verify-data", "empty"], 1,
+     ["empty: no readable images"]),
+    ("onnx-static-and-dynamic", None, ["onnx", "-w", "w.pth", "--batch", "2", "--dynamic-batch"],
+     1, ["--batch 2 makes the batch static"]),
+    ("verify-missing-graph", None, ["verify", "--onnx", "nope.onnx", "-w", "w.pth"], 1,
+     ["nope.onnx: no such file"]),
+    ("verify-truncated-graph", None, ["verify", "--onnx", "truncated.onnx", "-w", "w.pth"], 1,
+     ["truncated.onnx is not a readable ONNX model"]),
+    ("verify-text-graph", None, ["verify", "--onnx", "notes.txt", "-w", "w.pth"], 1, ["notes.txt"]),
+    ("verify-corrupt-metadata", lambda ws: _graph_with_metadata(ws, "reid_trt.height", "{oops"),
+     ["verify", "--onnx", "meta.onnx", "-w", "w.pth"], 1,
+     ["meta.onnx", "reid_trt.height", "not valid JSON"]),
+    ("verify-wrong-metadata-type", lambda ws: _graph_with_metadata(ws, "reid_trt.height", '"tall"'),
+     ["verify", "--onnx", "meta.onnx", "-w", "w.pth"], 1, ["meta.onnx", "height='tall'"]),
+    ("verify-unknown-input-format", lambda ws: _graph_with_metadata(
+        ws, "reid_trt.input_format", '"yuv"'), ["inspect", "meta.onnx"], 1,
+     ["meta.onnx", "input_format='yuv'"]),
+    ("trt-truncated-graph", None, ["trt", "--onnx", "truncated.onnx", "-o", "t.plan"], 1,
+     ["truncated.onnx is not a readable ONNX model"]),
+    ("trt-output-onto-graph", None, ["trt", "--onnx", "m.onnx", "-o", "m.onnx"], 1,
+     ["-o m.onnx", ".plan"]),
+    ("trt-output-onto-engine-input", lambda ws: (ws / "m.onnx").rename(ws / "g.plan"),
+     ["trt", "--onnx", "g.plan", "-o", "g.plan"], 1, ["would overwrite the input g.plan"]),
+    ("trt-manifest-path-is-dir", lambda ws: (ws / "x.plan.json").mkdir(),
+     ["trt", "--onnx", "m.onnx", "-o", "x.plan"], 1, ["x.plan.json is a directory"]),
+    ("trt-workspace-negative", None, ["trt", "--onnx", "m.onnx", "--workspace", "-5"], 1,
+     ["--workspace -5"]),
+    ("trt-workspace-huge", None, ["trt", "--onnx", "m.onnx", "--workspace", str(10**9)], 1,
+     ["--workspace 1000000000", "more than any GPU has"]),
+    ("trt-opt-level", None, ["trt", "--onnx", "m.onnx", "--opt-level", "9"], 1, ["--opt-level 9"]),
+    ("trt-profile-inverted", None, ["trt", "--onnx", "m.onnx", "--min-batch", "8", "--max-batch",
+                                    "4"], 1, ["min <= opt <= max"]),
+    ("trt-max-batch-huge", None, ["trt", "--onnx", "m.onnx", "--max-batch", "100000"], 1,
+     ["--max-batch 100000"]),
+    ("trt-flavour-unknown", None, ["trt", "--onnx", "m.onnx", "--trt", "foo"], 2, ["'--trt'"]),
+    ("trt-plugin-on-rtx", None, ["trt", "--onnx", "m.onnx", "--trt", "rtx", "--instancenorm",
+                                 "plugin"], 1, ["--instancenorm plugin", "TensorRT-RTX"]),
+    ("trt-dla-on-rtx", None, ["trt", "--onnx", "m.onnx", "--trt", "rtx", "--dla-core", "0"], 1,
+     ["--dla-core 0", "no DLA"]),
+    ("trt-dla-negative", None, ["trt", "--onnx", "m.onnx", "--dla-core", "-1"], 1,
+     ["--dla-core -1"]),
+    ("trt-timing-cache-on-rtx", None, ["trt", "--onnx", "m.onnx", "--trt", "rtx", "--timing-cache",
+                                       "t.cache"], 1, ["--timing-cache t.cache"]),
+    ("trt-cc-malformed", None, ["trt", "--onnx", "m.onnx", "--compute-capability", "turing"], 1,
+     ["--compute-capability turing", "sm86"]),
+    ("trt-cc-unknown", None, ["trt", "--onnx", "m.onnx", "--compute-capability", "sm12"], 1,
+     ["--compute-capability sm12"]),
+    ("trt-hwcompat-on-rtx", None, ["trt", "--onnx", "m.onnx", "--trt", "rtx",
+                                   "--hardware-compatibility", "ampere_plus"], 1,
+     ["--hardware-compatibility ampere_plus"]),
+    ("trt-precision-mismatch", None, ["trt", "--onnx", "m.onnx", "--precision", "fp16"], 1,
+     ["m.onnx is an fp32 graph but --precision fp16"]),
+    ("trt-both-sources", None, ["trt", "--onnx", "m.onnx", "-w", "w.pth"], 1,
+     ["exactly one of --onnx"]),
+    ("trt-weights-bad-option-leaves-nothing", None,
+     ["trt", "-w", "w.pth", "--dla-core", "0", "-o", "e.plan"], 1, ["--dla-core 0"]),
+    ("trt-int8-bad-option-leaves-nothing", None,
+     ["trt", "--int8", "-w", "w.pth", "--calib-data", "crops", "--opt-level", "7", "-o", "q.plan"],
+     1, ["--opt-level 7"]),
+    ("trt-int8-without-data", None, ["trt", "--int8", "--onnx", "m.onnx"], 1,
+     ["--calib-data", "INT8 needs"]),
+    ("trt-calib-data-without-int8", None, ["trt", "--onnx", "m.onnx", "--calib-data", "crops"], 2,
+     ["--calib-data is for INT8"]),
+    ("trt-int8-and-fp16", None, ["trt", "--int8", "--onnx", "m.onnx", "--calib-data", "crops",
+                                 "--precision", "fp16"], 1, ["--precision fp16", "INT8"]),
+    ("calibrate-no-data", None, ["calibrate", "--onnx", "m.onnx"], 1, ["--calib-data"]),
+    ("calibrate-missing-data", None, ["calibrate", "--onnx", "m.onnx", "--calib-data", "nope"], 1,
+     ["--calib-data nope: no such directory"]),
+    ("calibrate-size-zero", None, ["calibrate", "--onnx", "m.onnx", "--calib-data", "crops",
+                                   "--calib-size", "0"], 1, ["--calib-size 0"]),
+    ("calibrate-size-above-set", None, ["calibrate", "--onnx", "m.onnx", "--calib-data", "crops",
+                                        "--calib-size", "500"], 1, ["--calib-size 500",
+                                                                    "larger than the set"]),
+    ("calibrate-method-unknown", None, ["calibrate", "--onnx", "m.onnx", "--calib-data", "crops",
+                                        "--calib-method", "magic"], 2, ["'--calib-method'"]),
+    ("calibrate-dataset-unknown", None, ["calibrate", "--onnx", "m.onnx", "--calib-data", "crops",
+                                         "--calib-dataset", "imagenet"], 1,
+     ["--calib-dataset imagenet"]),
+    ("calibrate-unquantized-int8", None, ["calibrate", "--onnx", "m.onnx", "--calib-data", "crops",
+                                          "--unquantized", "int8"], 1, ["--unquantized int8"]),
+    ("calibrate-map-drop-negative", None, ["calibrate", "--onnx", "m.onnx", "--calib-data",
+                                           "crops", "--max-map-drop", "-1"], 1, ["--max-map-drop"]),
+    ("calibrate-output-is-input", None, ["calibrate", "--onnx", "m.onnx", "--calib-data", "crops",
+                                         "-o", "m.onnx"], 1, ["would overwrite the input m.onnx"]),
+    ("calibrate-report-path-is-dir", lambda ws: (ws / "q.calib.json").mkdir(),
+     ["calibrate", "--onnx", "m.onnx", "--calib-data", "crops", "-o", "q.onnx"], 1,
+     ["q.calib.json is a directory"]),
+    ("calibrate-tiny-images", lambda ws: _images(ws, "tiny", (1, 1)),
+     ["calibrate", "--onnx", "m.onnx", "--calib-data", "tiny", "--calib-size", "4"], 1,
+     ["--calib-data tiny", "32x8 px"]),
+    ("calibrate-malformed-gt", lambda ws: _mot_tree(ws, "1,1,oops,3\n"),
+     ["calibrate", "--onnx", "m.onnx", "--calib-data", "mot"], 1,
+     ["gt.txt is not MOT ground truth"]),
+    ("calibrate-short-gt-rows", lambda ws: _mot_tree(ws, "1,1,10,10,20,40\n"),
+     ["calibrate", "--onnx", "m.onnx", "--calib-data", "mot"], 1, ["gt.txt: rows need 9 finite values"]),
+    ("calibrate-malformed-msmt-list", lambda ws: _msmt_tree(ws, "train/0001/a.jpg one"),
+     ["calibrate", "--onnx", "m.onnx", "--calib-data", "msmt"], 1, ["list_train.txt:1"]),
+    ("calibrate-weights-text", None, ["calibrate", "-w", "notes.txt", "--calib-data", "crops"], 1,
+     ["notes.txt"]),
+    ("inspect-missing", None, ["inspect", "nope.plan"], 1, ["nope.plan: no such file"]),
+    ("inspect-unknown-suffix", None, ["inspect", "notes.txt"], 1, ["notes.txt", ".onnx"]),
+    ("inspect-truncated-graph", None, ["inspect", "truncated.onnx"], 1, ["truncated.onnx"]),
+    ("inspect-manifest-list", lambda ws: edit_manifest(ws, lambda d: [d]), ["inspect", "m.plan"],
+     1, ["m.plan.json is not a valid reid-trt manifest", "list"]),
+    ("inspect-manifest-bad-profile", lambda ws: edit_manifest(ws, lambda d: {
+        **d, "profile": {"min": 8, "opt": 1, "max": 4}}), ["inspect", "m.plan"], 1,
+     ["m.plan.json", "profile"]),
+    ("inspect-manifest-wrong-type", lambda ws: edit_manifest(ws, lambda d: {**d, "io": "x"}),
+     ["inspect", "m.plan"], 1, ["m.plan.json", "field 'io'"]),
+    ("inspect-manifest-bad-contract", lambda ws: edit_manifest(ws, lambda d: {
+        **d, "contract": {**d["contract"], "std": [0, 0, 0]}}), ["inspect", "m.plan"], 1,
+     ["m.plan.json", "std"]),
+    ("inspect-manifest-not-json", lambda ws: ws.write("m.plan.json", "{"), ["inspect", "m.plan"],
+     1, ["m.plan.json is not a valid reid-trt manifest"]),
+    ("inspect-manifest-missing", lambda ws: (ws / "m.plan.json").unlink(), ["inspect", "m.plan"],
+     1, ["m.plan.json: no manifest"]),
+    ("inspect-manifest-is-dir", lambda ws: ((ws / "m.plan.json").unlink(),
+                                            (ws / "m.plan.json").mkdir()),
+     ["inspect", "m.plan"], 1, ["m.plan.json is a directory"]),
+    ("demo-output-is-file", None, ["demo", "-o", "notes.txt"], 1, ["--output-dir notes.txt is a file"]),
+    ("demo-variant-unknown", None, ["demo", "-o", "d", "--variant", "resnet50"], 1,
+     ["unknown variant 'resnet50'"]),
+]
+
+BENCH_CASES = [
+    ("bench-nothing", None, [], 1, ["nothing to benchmark"]),
+    ("bench-json-onto-graph", None, ["--onnx", "m.onnx", "--json", "m.onnx"], 1,
+     ["--json m.onnx", ".json"]),
+    ("bench-json-onto-manifest", None, ["--engine", "m.plan", "--json", "m.plan.json"], 1,
+     ["would overwrite the input m.plan.json"]),
+    ("bench-json-onto-weights", lambda ws: (ws / "w.pth").rename(ws / "w.json"),
+     ["--onnx", "m.onnx", "--json", "m.onnx.json", "--markdown", "m.onnx.json"], 1,
+     ["same file"]),
+    ("bench-json-folder", None, ["--onnx", "m.onnx", "--json", "out/"], 1, ["--json out", ".json"]),
+    ("bench-json-is-dir", lambda ws: (ws / "r.json").mkdir(), ["--onnx", "m.onnx", "--json",
+                                                              "r.json"], 1, ["r.json is a directory"]),
+    ("bench-plot-jpg", None, ["--onnx", "m.onnx", "--plot", "p.jpg"], 1, ["--plot p.jpg", ".png"]),
+    ("bench-batch-huge", None, ["--onnx", "m.onnx", "--batch", "100000"], 1,
+     ["--batch 100000", "4096"]),
+    ("bench-batch-zero", None, ["--onnx", "m.onnx", "--batch", "0"], 1, ["--batch 0"]),
+    ("bench-batch-text", None, ["--onnx", "m.onnx", "--batch", "a,b"], 2, ["'a,b'"]),
+    ("bench-num-crops-zero", None, ["--onnx", "m.onnx", "--num-crops", "0"], 1, ["--num-crops 0"]),
+    ("bench-runs-zero", None, ["--onnx", "m.onnx", "--runs", "0"], 1, ["--runs 0"]),
+    ("bench-warmup-negative", None, ["--onnx", "m.onnx", "--warmup", "-1"], 1, ["--warmup -1"]),
+    ("bench-device-gpu", None, ["--onnx", "m.onnx", "--device", "gpu"], 1,
+     ["--device gpu", "'cuda:N'"]),
+    ("bench-device-cuda-without-provider", None, ["--onnx", "m.onnx", "--device", "cuda:0"], 1,
+     ["device 'cuda:0'", "CUDA provider"]),
+    ("bench-engine-on-cpu", None, ["--engine", "m.plan", "--device", "cpu"], 1,
+     ["m.plan is a TensorRT engine", ".onnx"]),
+    ("bench-truncated-graph", None, ["--onnx", "truncated.onnx"], 1, ["truncated.onnx"]),
+    ("bench-crops-missing", None, ["--onnx", "m.onnx", "--crops", "nope"], 1, ["nope"]),
+    ("bench-dataset-missing", None, ["--onnx", "m.onnx", "--dataset", "market1501", "nope"], 1,
+     ["--dataset market1501 nope"]),
+    ("bench-dataset-without-protocol", None, ["--onnx", "m.onnx", "--dataset", "folder", "crops"],
+     1, ["no query/gallery split"]),
+]
+
+
+CASES = [(export_app, *c) for c in EXPORT_CASES] + [(bench_app, *c) for c in BENCH_CASES]
+
+
+@pytest.mark.parametrize("app, setup, args, code, fragments", [(c[0], *c[2:]) for c in CASES],
+                         ids=[c[1] for c in CASES])
+def test_command_line(ws, app, setup, args, code, fragments):
+    if setup:
+        setup(ws)
+    run_cli(app, ws, args, code, *fragments)
+
+
+def test_outputs_get_normal_file_permissions(ws):
+    """Atomic writes go through mkstemp (0600); results must not keep that mode."""
+    import os
+
+    mask = os.umask(0o022)
+    try:
+        run = __import__("typer.testing").testing.CliRunner().invoke(
+            export_app, ["inspect", "m.onnx"])
+        assert run.exit_code == 0
+        from reid_trt.core.fileio import write_bytes_atomic
+
+        write_bytes_atomic(ws / "out.json", b"{}")
+        assert (ws / "out.json").stat().st_mode & 0o777 == 0o644
+        (ws / "m.plan.json").chmod(0o640)
+        write_bytes_atomic(ws / "m.plan.json", json.dumps({}).encode())  # an existing file
+        assert (ws / "m.plan.json").stat().st_mode & 0o777 == 0o640
+    finally:
+        os.umask(mask)
