@@ -1,9 +1,13 @@
 """`reid-export calibrate` as a library call: dataset -> calibration set -> Q/DQ INT8 graph,
-with the method and the unquantized parts chosen by agreement with FP32 (or by mAP).
+judged on cameras and conditions the calibration never saw (protocol.py).
 
-The steps, each a function: `load_sets` (calibration and evaluation crops), `Scorer` (FP32
-reference and the agreement of a candidate), `choose` (ranges and fallback search per method),
-`write_calibration` (graph, TensorRT cache and report, atomically).
+The steps, each a function: `load_sets` (calibration crops, and the crops to judge by),
+`Scorer` (FP32 reference; agreement of a candidate, per domain), `choose` (ranges per method,
+equalisation, fallback search), then the report and the files (report.py).
+
+The written graph keeps its unquantized layers in FP32, so it computes the same embeddings in
+any ONNX runtime with any options; `reid-export trt` turns them into FP16 when it builds the
+engine (`--unquantized`), and the search scores candidates that way, as the engine will run.
 """
 
 from __future__ import annotations
@@ -11,27 +15,35 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 import onnx
 
+from reid_trt.calibration import protocol
+from reid_trt.calibration.equalize import equalize
+from reid_trt.calibration.placement import activation_tensors, int8_work
 from reid_trt.calibration.quantize import (
-    METHODS,
+    QUANTIZED_OPS,
     Agreement,
     Budget,
-    SearchResult,
-    layer_groups,
+    Quantizer,
     search_fallback,
-    tensor_ranges,
+    sorted_graph,
+)
+from reid_trt.calibration.ranges import tensor_ranges
+from reid_trt.calibration.report import (
+    CalibrationResult,
+    report_path_for,
+    write_calibration,
 )
 from reid_trt.core.contract import Contract, contract_of
 from reid_trt.core.defaults import MIN_CROP_HW
 from reid_trt.core.errors import ReidTrtError
-from reid_trt.core.fileio import atomic_path, check_output, sha256_file
+from reid_trt.core.fileio import check_output, sha256_file
 from reid_trt.core.metrics import cosine_rows, evaluate, neighbour_agreement
-from reid_trt.core.onnxio import load_onnx, ort_session
+from reid_trt.core.onnxio import load_onnx, onnxruntime, ort_session
 from reid_trt.core.options import (
     CalibrationMethod,
     ConfigError,
@@ -48,30 +60,42 @@ from reid_trt.data.datasets import (
     read_samples,
     stratified_sample,
 )
+from reid_trt.data.shifts import augmented
 from reid_trt.export.precision import qdq_to_fp16
 
 BATCH = 16
+RUN_CHUNK = 64  # crops per ONNX Runtime call while scoring: memory bounded by the chunk
+DEFAULT_SIZE = 256
 MAX_SET = 100_000  # images held decoded in memory
+EQUALIZED_MIN_COSINE = 0.99999  # the equalised FP32 graph must compute what the source does
 
 
 @dataclass(frozen=True)
 class CalibrationConfig:
-    """Options of `reid-export calibrate`, checked on construction."""
+    """Options of `reid-export calibrate`, checked on construction.
+
+    size None: 256 images, or all of a smaller set. augment: randomly shifted copies added per
+    calibration crop (data/shifts.py; 0 turns augmentation off). equalize: cross-layer
+    equalisation before the clipping methods (mse, percentile; auto tries it)."""
 
     dataset: str = "auto"
-    size: int = 256
+    size: int | None = None
     method: CalibrationMethod = CalibrationMethod.AUTO
     seed: int = 0
-    eval_size: int = 256
-    unquantized: Precision = Precision.FP16  # precision of the parts left unquantized
+    eval_size: int = 96
+    augment: int = 1
+    equalize: bool = True
+    unquantized: Precision = Precision.FP16  # the engine's precision for the float parts
     budget: Budget = field(default_factory=Budget)
 
     def __post_init__(self):
         if self.dataset not in ("auto", *KINDS):
             raise ConfigError("dataset", self.dataset, f"choose auto or {', '.join(KINDS)}")
-        bounded(self.size, "size", 1, MAX_SET)
+        if self.size is not None:
+            bounded(self.size, "size", 1, MAX_SET)
         bounded(self.eval_size, "eval_size", 2, MAX_SET, "agreement compares neighbours")
         bounded(self.seed, "seed", 0)
+        bounded(self.augment, "augment", 0, 8, "shifted copies per crop")
         coerce_choices(self, method=CalibrationMethod, unquantized=Precision)
         if self.unquantized == Precision.INT8:
             raise ConfigError("unquantized", "int8", "choose fp16 or fp32")
@@ -84,55 +108,20 @@ class CalibrationSets:
     """Crops to calibrate on and to judge by, and where they came from."""
 
     dataset: ReidDataset
+    split: protocol.Split
     calib_crops: list[np.ndarray]
     calib_samples: list[Sample]
     skipped: int
-    eval_crops: list[np.ndarray]
-    eval_samples: list[Sample]
-    eval_skipped: int
-    n_query: int | None  # labelled query/gallery: the first n_query eval samples are queries
-
-
-@dataclass
-class CalibrationReport:
-    """What `calibrate` did and what the INT8 graph keeps; written as model.int8.calib.json."""
-
-    method: str
-    budget: dict
-    budget_held: bool
-    int8_vs_fp32: dict
-    unquantized_precision: str
-    fp32_retrieval: dict | None
-    unquantized_parts: list[str]
-    unquantized_layers: str
-    block_sensitivity: dict[str, float]
-    search_steps: list[dict]
-    methods_tried: dict
-    calibration_set: dict
-    evaluation_set: dict
-    source_sha256: str
-    calibration_hash: str
-    seconds: float = 0.0
-    int8_sha256: str = ""
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-
-@dataclass
-class CalibrationResult:
-    path: Path
-    cache: Path
-    report_path: Path
-    report: dict
+    judged_crops: list[np.ndarray]
+    judged_samples: list[Sample]
+    judged_skipped: int
+    unseen: bool  # no judged crop was used for calibration
+    n_query: int | None  # labelled: the first n_query judged samples are queries
+    notes: list[str] = field(default_factory=list)
 
 
 def _sample_id(s: Sample) -> str:
     return f"{s.path}{'' if s.box is None else s.box}"
-
-
-def report_path_for(output: Path) -> Path:
-    return output.with_name(output.stem + ".calib.json")
 
 
 def check_calibration_output(output: Path, inputs: list) -> Path:
@@ -141,152 +130,175 @@ def check_calibration_output(output: Path, inputs: list) -> Path:
                         side_files=[report_path_for(Path(output))])
 
 
-def _eval_split(dataset: ReidDataset, calib: list[Sample], size: int, seed: int):
-    """(query samples or None, evaluation samples): labelled query/gallery where the dataset has
-    them; else a stratified mix of the images the calibration did not use and those it did, so
-    that every domain of the data is under the budget (a small domain may sit entirely in the
-    calibration set)."""
-    if dataset.has_protocol:
-        query = stratified_sample(dataset.query, min(len(dataset.query), max(size // 4, 1)), seed)
-        pids = {q.pid for q in query}
-        matches = [g for g in dataset.gallery if g.pid in pids]
-        others = [g for g in dataset.gallery if g.pid not in pids]
-        rest = max(size - len(query) - len(matches), 0)
-        gallery = matches + stratified_sample(others, min(rest, len(others)), seed)
-        return query, query + gallery
-    used = {_sample_id(s) for s in calib}
-    unused = [s for s in dataset.train if _sample_id(s) not in used]
-    held_out = stratified_sample(unused, min(size // 2, len(unused)), seed)
-    return None, held_out + stratified_sample(calib, min(size - len(held_out), len(calib)), seed)
+def _labelled_split(dataset: ReidDataset, size: int, seed: int):
+    """Query and gallery samples (the test split, never calibrated on) for mAP."""
+    query = stratified_sample(dataset.query, min(len(dataset.query), max(size // 4, 1)), seed)
+    pids = {q.pid for q in query}
+    matches = [g for g in dataset.gallery if g.pid in pids]
+    others = [g for g in dataset.gallery if g.pid not in pids]
+    rest = max(size - len(query) - len(matches), 0)
+    return query, query + matches + stratified_sample(others, min(rest, len(others)), seed)
 
 
 def load_sets(calib_data: Path | str, config: CalibrationConfig) -> CalibrationSets:
-    """The calibration crops (stratified over identities and cameras) and the evaluation crops.
-    Images smaller than MIN_CROP_HW are refused: they calibrate ranges no real crop has."""
+    """Calibration crops (stratified over identities and cameras) and the crops to judge by,
+    split as protocol.py says. Images under MIN_CROP_HW are refused: they calibrate ranges no
+    real crop has."""
     dataset = load_dataset(calib_data, config.dataset)
-    sampled = stratified_sample(dataset.train, config.size, config.seed)
+    labelled = dataset.has_protocol
+    split = protocol.Split(list(dataset.train), []) if labelled else \
+        protocol.camera_split(dataset, config.seed)
+    notes = list(split.warnings)
+    pool = split.pool
+    if config.size is not None and config.size > len(pool):
+        where = "" if split.single_camera else " on the cameras kept for calibration"
+        raise ConfigError("size", config.size, f"larger than the set ({len(pool)} images{where});"
+                          f" pass {len(pool)} or less, or leave the default")
+    size = config.size or min(DEFAULT_SIZE, len(pool))
+    if config.size is None and size < DEFAULT_SIZE:
+        notes.append(f"the set has {size} images to calibrate on, fewer than the default "
+                     f"{DEFAULT_SIZE}: all of them are used")
+    sampled = stratified_sample(pool, size, config.seed)
     crops, samples, skipped = read_samples(sampled, MIN_CROP_HW)
     if not crops:
         raise ReidTrtError(f"--calib-data {calib_data}: none of the {len(sampled)} sampled images "
                            f"could be read at {MIN_CROP_HW[0]}x{MIN_CROP_HW[1]} px or more; pass "
                            "a folder of person crops")
-    queries, eval_samples = _eval_split(dataset, samples, config.eval_size, config.seed)
-    eval_crops, eval_samples, eval_skipped = read_samples(eval_samples, MIN_CROP_HW)
-    if len(eval_crops) < 2:
+    n_query = None
+    if labelled:
+        queries, judged = _labelled_split(dataset, config.eval_size, config.seed)
+        n_query, unseen = len(queries), True
+    else:
+        judged, unseen = protocol.judged_samples(split, samples, config.eval_size, config.seed,
+                                                 _sample_id)
+        if not unseen:
+            notes.append("every image was used for calibration: only the shifted copies are "
+                         "unseen by it")
+    judged_crops, judged_samples, judged_skipped = read_samples(judged, MIN_CROP_HW)
+    if len(judged_crops) < 2:
         raise ReidTrtError(f"--calib-data {calib_data}: fewer than 2 readable images to judge "
                            "INT8 by; pass a larger set")
-    return CalibrationSets(dataset, crops, samples, skipped, eval_crops, eval_samples,
-                           eval_skipped, None if queries is None else len(queries))
+    if n_query is not None:
+        n_query = sum(1 for s in judged_samples[:n_query] if s in set(judged[:n_query]))
+    return CalibrationSets(dataset, split, crops, samples, skipped, judged_crops,
+                           judged_samples, judged_skipped, unseen, n_query, notes)
+
+
+def run_chunked(session, name: str, x: np.ndarray) -> np.ndarray:
+    return np.concatenate([session.run(None, {name: x[i:i + RUN_CHUNK]})[0]
+                           for i in range(0, len(x), RUN_CHUNK)])
 
 
 class Scorer:
-    """Agreement of candidate graphs with the FP32 source on the evaluation crops.
+    """Agreement of candidate graphs with the FP32 source on the judged crops and their shifted
+    copies, overall and per domain (protocol.py).
 
-    Every candidate is scored as it will be written: with the unquantized parts in FP16 (where
-    TensorRT runs them faster than FP32) unless asked otherwise. FP16 moves some INT8 rounding
-    decisions, which alone costs about as much agreement as a sensitive block, so the search
-    must see it."""
+    Candidates are scored as the engine will run them: with the unquantized parts in FP16 unless
+    asked otherwise. FP16 moves some INT8 rounding decisions, which alone costs about as much
+    agreement as a sensitive block, so the search must see it."""
 
     def __init__(self, source: onnx.ModelProto, contract: Contract, sets: CalibrationSets,
                  unquantized: Precision):
         self.sets, self.unquantized = sets, unquantized
         self.name = source.graph.input[0].name
-        self.x = graph_input(sets.eval_crops, contract)
-        self.reference = ort_session(source, source="the source graph").run(
-            None, {self.name: self.x})[0]
+        self.n = len(sets.judged_crops)
+        self.groups = protocol.domains(sets.judged_crops, sets.judged_samples, sets.split)
+        if sets.n_query is not None:
+            self.groups = {("query and gallery (unseen)" if k.startswith("camera") else k): v
+                           for k, v in self.groups.items()}
+        self.x = graph_input(protocol.with_shifts(sets.judged_crops), contract)
+        self.reference = run_chunked(ort_session(source, source="the source graph"), self.name,
+                                     self.x)
         self.fp32_retrieval = self._map(self.reference) if sets.n_query else None
 
     def _map(self, embeddings: np.ndarray):
-        n, samples = self.sets.n_query, self.sets.eval_samples
+        n, samples = self.sets.n_query, self.sets.judged_samples
         q, g = samples[:n], samples[n:]
-        return evaluate(embeddings[:n], [s.pid for s in q], [s.camid for s in q],
-                        embeddings[n:], [s.pid for s in g], [s.camid for s in g])
+        base = embeddings[:self.n]
+        return evaluate(base[:n], [s.pid for s in q], [s.camid for s in q],
+                        base[n:], [s.pid for s in g], [s.camid for s in g])
 
     def written(self, model: onnx.ModelProto, sort: bool = True) -> onnx.ModelProto:
         return qdq_to_fp16(model, sort) if self.unquantized == Precision.FP16 else model
 
-    def __call__(self, model: onnx.ModelProto) -> Agreement:
-        got = ort_session(self.written(model, sort=False)).run(None, {self.name: self.x})[0]
+    def agreement(self, got: np.ndarray) -> Agreement:
         cos = cosine_rows(got, self.reference)
+        figures = protocol.domain_figures(cos, self.groups)
+        worst, figure = protocol.worst_domain(figures)
         drop = None
         if self.fp32_retrieval is not None:
             drop = 100.0 * (self.fp32_retrieval.mAP - self._map(got).mAP)
         return Agreement(float(cos.mean()), float(cos.min()),
-                         neighbour_agreement(self.reference, got, k=5), drop)
+                         neighbour_agreement(self.reference[:self.n], got[:self.n], k=5), drop,
+                         worst, figure["mean_cosine"], figures)
+
+    def __call__(self, model: onnx.ModelProto) -> Agreement:
+        session = ort_session(self.written(model, sort=False))
+        return self.agreement(run_chunked(session, self.name, self.x))
+
+    def plain(self, model: onnx.ModelProto) -> Agreement:
+        """The graph as written, in an ONNX Runtime session with default options: what any
+        other consumer of the file computes."""
+        ort = onnxruntime()
+        session = ort.InferenceSession(model.SerializeToString(),
+                                       providers=["CPUExecutionProvider"])
+        return self.agreement(run_chunked(session, self.name, self.x))
+
+
+def _equalized(source: onnx.ModelProto, batches: list[np.ndarray], score: Scorer):
+    """(equalised graph, its report entry); the source itself if equalising changed the function
+    (it never should: the check guards the pass, not the data)."""
+    graph, pairs = equalize(source, batches)
+    reference = score.reference[:score.n]
+    session = ort_session(graph, source="the equalised graph")
+    got = run_chunked(session, score.name, score.x[:score.n])
+    worst = float(cosine_rows(got, reference).min())
+    entry = {"pairs": pairs, "min_cosine_to_source": worst}
+    if worst < EQUALIZED_MIN_COSINE:
+        return source, {**entry, "used": False}
+    return graph, {**entry, "used": True}
+
+
+def candidates(config: CalibrationConfig) -> list[tuple[CalibrationMethod, bool]]:
+    """(range method, equalise first) pairs to try. Equalisation raises every channel to the
+    widest one's range, so only a clipping method keeps a few outliers from setting the scale:
+    with plain max ranges it made INT8 worse in every measurement."""
+    clipping = (CalibrationMethod.MSE, CalibrationMethod.PERCENTILE)
+    if config.method == CalibrationMethod.AUTO:
+        return [(CalibrationMethod.MSE, config.equalize), (CalibrationMethod.MINMAX, False)]
+    return [(config.method, config.equalize and config.method in clipping)]
 
 
 def choose(source: onnx.ModelProto, batches: list[np.ndarray], score: Scorer,
            config: CalibrationConfig, progress: Callable[[str], None]):
-    """(method, SearchResult, ranges, every method's result): each method's ranges and fallback
-    search; the winner meets the budget with the fewest float layers."""
-    methods = METHODS if config.method == CalibrationMethod.AUTO else (config.method.value,)
-    tried: dict[str, tuple[SearchResult, object]] = {}
-    for method in methods:
+    """Every candidate fully in INT8, scored; the best one goes through the fallback search.
+    Returns (method, graph quantized from, SearchResult, ranges, methods tried, equalisation)."""
+    tried, equalization, equalized = {}, {"used": False}, None
+    for method, eq in candidates(config):
+        graph = source
+        if eq:
+            if equalized is None:
+                progress("equalising")
+                equalized, equalization = _equalized(source, batches, score)
+            graph = equalized
         progress(f"calibrating ({method})")
-        ranges = tensor_ranges(source, batches, method)
-        tried[method] = (search_fallback(source, ranges, score, config.budget,
-                                         lambda m, k=method: progress(f"{k}: {m}")), ranges)
+        ranges = tensor_ranges(graph, batches, method, activation_tensors(graph), QUANTIZED_OPS)
+        quantizer = Quantizer(graph, ranges)
+        full = quantizer()
+        tried[str(method)] = (graph, quantizer, ranges, full, score(full), eq and graph is not
+                              source)
 
-    def rank(method: str):
-        result = tried[method][0]
-        return (not config.budget.holds(result.agreement), float_layers(source, result),
-                -result.agreement.mean_cosine)
+    def rank(name: str):
+        agreement = tried[name][4]
+        return (not config.budget.holds(agreement), -agreement.worst_mean_cosine)
 
     method = min(tried, key=rank)
-    return method, tried[method][0], tried[method][1], tried
-
-
-def float_layers(source: onnx.ModelProto, result: SearchResult) -> int:
-    fine = layer_groups(source, fine=True) | layer_groups(source)
-    return len({n for part in result.excluded for n in fine[part]})
-
-
-def make_report(source: onnx.ModelProto, source_sha256: str, sets: CalibrationSets,
-                score: Scorer, config: CalibrationConfig, method: str, chosen: SearchResult,
-                tried: dict, digest: str) -> CalibrationReport:
-    total = sum(len(v) for v in layer_groups(source).values())
-    calib_ids = {_sample_id(s) for s in sets.calib_samples}
-    known_ids = {s.pid for s in sets.calib_samples if s.pid >= 0}
-    return CalibrationReport(
-        method=method, budget=asdict(config.budget),
-        budget_held=config.budget.holds(chosen.agreement),
-        int8_vs_fp32=chosen.agreement.to_dict(), unquantized_precision=str(config.unquantized),
-        fp32_retrieval=score.fp32_retrieval.to_dict() if score.fp32_retrieval else None,
-        unquantized_parts=chosen.excluded,
-        unquantized_layers=f"{float_layers(source, chosen)} of {total} Conv/Gemm layers "
-                           f"(kept in {config.unquantized})",
-        block_sensitivity=chosen.sensitivity, search_steps=chosen.steps,
-        methods_tried={m: {"int8_vs_fp32": r.agreement.to_dict(),
-                           "unquantized_layers": float_layers(source, r),
-                           "budget_held": config.budget.holds(r.agreement)}
-                       for m, (r, _) in tried.items()},
-        calibration_set={"dataset": sets.dataset.kind, "root": str(sets.dataset.root),
-                         "images": len(sets.calib_crops),
-                         "unreadable_skipped": sets.skipped,
-                         "identities": len(known_ids) or None,
-                         "cameras": len({s.camid for s in sets.calib_samples}),
-                         "seed": config.seed},
-        evaluation_set={"images": len(sets.eval_crops), "queries": sets.n_query,
-                        "unreadable_skipped": sets.eval_skipped,
-                        "held_out": sum(_sample_id(s) not in calib_ids
-                                        for s in sets.eval_samples)},
-        source_sha256=source_sha256, calibration_hash=digest)
-
-
-def write_calibration(output: Path, quantized: onnx.ModelProto, ranges, method: str,
-                      report: CalibrationReport) -> CalibrationResult:
-    """The INT8 graph, the TensorRT cache and the report, each written atomically."""
-    from reid_trt.calibration.cache import cache_path, cache_text
-
-    cache = cache_path(output, report.calibration_hash)
-    report_path = report_path_for(output)
-    with atomic_path(output) as tmp_model, atomic_path(cache) as tmp_cache, \
-            atomic_path(report_path) as tmp_report:
-        onnx.save(quantized, tmp_model)
-        tmp_cache.write_text(cache_text(ranges, method))
-        report.int8_sha256 = sha256_file(tmp_model)
-        tmp_report.write_text(json.dumps(report.to_dict(), indent=2) + "\n")
-    return CalibrationResult(output, cache, report_path, report.to_dict())
+    graph, quantizer, ranges, full, agreement, _ = tried[method]
+    result = search_fallback(graph, quantizer, score, config.budget,
+                             lambda m: progress(f"{method}: {m}"), full=(full, agreement))
+    summary = {m: {"equalized": t[5], "all_int8": t[4].summary(),
+                   "budget_held_all_int8": config.budget.holds(t[4])} for m, t in tried.items()}
+    return method, graph, result, ranges, summary, equalization
 
 
 def calibrate_onnx(source: onnx.ModelProto, source_sha256: str, calib_data: Path | str,
@@ -297,6 +309,7 @@ def calibrate_onnx(source: onnx.ModelProto, source_sha256: str, calib_data: Path
     calibration cache and a JSON report beside it (all atomically). `inputs`: files the caller
     read, which no output may overwrite."""
     from reid_trt.calibration.cache import calibration_hash
+    from reid_trt.calibration.report import make_report
 
     start = time.perf_counter()
     output = check_calibration_output(Path(output), list(inputs))
@@ -306,23 +319,26 @@ def calibrate_onnx(source: onnx.ModelProto, source_sha256: str, calib_data: Path
                            "export with 'reid-export onnx --precision fp32'")
     progress("reading the dataset")
     sets = load_sets(calib_data, config)
-    x_calib = graph_input(sets.calib_crops, contract)
+    x_calib = graph_input(augmented(sets.calib_crops, config.augment, config.seed), contract)
     batches = [x_calib[i:i + BATCH] for i in range(0, len(x_calib), BATCH)]
+    progress("embedding the judged crops in FP32")
     score = Scorer(source, contract, sets, config.unquantized)
-    method, chosen, ranges, tried = choose(source, batches, score, config, progress)
-
-    quantized = score.written(chosen.model)
-    del quantized.metadata_props[:]
-    onnx.helper.set_model_props(quantized, {
+    method, graph, chosen, ranges, tried, equalization = choose(source, batches, score, config,
+                                                                progress)
+    artifact = sorted_graph(chosen.model)  # float parts FP32: right in every runtime, as written
+    del artifact.metadata_props[:]
+    onnx.helper.set_model_props(artifact, {
         **replace(contract, precision=Precision.INT8).to_metadata(),
         "reid_trt.calibration_method": json.dumps(method),
-        "reid_trt.unquantized_precision": json.dumps(str(config.unquantized))})
+        "reid_trt.unquantized_precision": json.dumps("fp32"),
+        "reid_trt.engine_unquantized": json.dumps(str(config.unquantized))})
     digest = calibration_hash(source_sha256, [_sample_id(s) for s in sets.calib_samples],
                               contract.to_dict())
-    report = make_report(source, source_sha256, sets, score, config, method, chosen, tried,
+    report = make_report(sets, score, config, method, chosen, tried, equalization,
+                         int8_work(graph, artifact), score.plain(artifact), source_sha256,
                          digest)
     report.seconds = round(time.perf_counter() - start, 1)
-    return write_calibration(output, quantized, ranges, method, report)
+    return write_calibration(output, artifact, ranges, method, report)
 
 
 def source_graph(onnx_path: Path | None, weights: Path | None, trust_checkpoint: bool = False

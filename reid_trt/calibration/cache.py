@@ -17,7 +17,8 @@ import numpy as np
 
 # Header version: TensorRT 10.3 (JetPack 6.1), the oldest TensorRT this project builds for.
 CACHE_TRT_VERSION = 100300
-ALGORITHMS = {"minmax": "MinMaxCalibration", "entropy": "EntropyCalibration2",
+ALGORITHMS = {"minmax": "MinMaxCalibration", "mse": "MinMaxCalibration",
+              "entropy": "EntropyCalibration2",
               "percentile": "MinMaxCalibration"}
 
 

@@ -29,7 +29,7 @@ FLAGS = {
     "size": "--calib-size", "method": "--calib-method", "unquantized": "--unquantized",
     "max_map_drop": "--max-map-drop", "calib_data": "--calib-data", "runs": "--runs",
     "warmup": "--warmup", "rounds": "--rounds", "num_crops": "--num-crops", "topk": "--topk",
-    "max_queries": "--max-queries", "device": "--device",
+    "max_queries": "--max-queries", "device": "--device", "augment": "--calib-augment",
 }
 
 

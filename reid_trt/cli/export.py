@@ -13,6 +13,7 @@ from reid_trt.cli.common import (
     VerifyData,
     Weights,
     console,
+    err_console,
     fail,
     fails_cleanly,
     parse_size,
@@ -38,14 +39,21 @@ CalibData = Annotated[Path | None, typer.Option(help="Dataset root or folder of 
                                                  "INT8 on.")]
 CalibDataset = Annotated[str, typer.Option(
     help="auto|market1501|dukemtmc|msmt17|cuhk03|mot17|folder.")]
-CalibSize = Annotated[int, typer.Option(help="Calibration images, stratified over identities "
-                                        "and cameras.")]
+CalibSize = Annotated[int | None, typer.Option(help="Calibration images, stratified over "
+                                               "identities and cameras [256, or all of a smaller "
+                                               "set].", show_default=False)]
 CalibMethodOpt = Annotated[CalibrationMethod, typer.Option(
     "--calib-method", help="auto: the method that meets the budget with the fewest float layers.")]
 MaxMapDrop = Annotated[float, typer.Option(help="With a labelled dataset: mAP points INT8 may "
                                            "lose.")]
-Unquantized = Annotated[Precision, typer.Option(help="Precision of the layers left unquantized: "
-                                                "fp16 (faster in TensorRT) or fp32.")]
+Unquantized = Annotated[Precision | None, typer.Option(
+    help="INT8: the engine's precision for the layers left unquantized [fp16; for a graph, what "
+    "calibrate recorded]. The .onnx keeps them fp32.")]
+CalibAugment = Annotated[int, typer.Option(help="Randomly shifted copies added per calibration "
+                                           "image (brightness, contrast, gamma, blur, ...; 0: "
+                                           "none).")]
+Equalize = Annotated[bool, typer.Option("--equalize/--no-equalize", help="Cross-layer "
+                                        "equalisation before INT8 (with mse/percentile ranges).")]
 
 
 def _print_export(result) -> None:
@@ -119,24 +127,37 @@ def verify_cmd(
     console.print("[green]ok[/]")
 
 
-def _calibration_config(calib_dataset, calib_size, calib_method, max_map_drop, unquantized):
+def _calibration_config(calib_dataset, calib_size, calib_method, max_map_drop, unquantized,
+                        augment, equalize):
     from reid_trt.calibration.api import CalibrationConfig
     from reid_trt.calibration.quantize import Budget
 
     return CalibrationConfig(dataset=calib_dataset, size=calib_size, method=calib_method,
-                             budget=Budget(max_map_drop=max_map_drop), unquantized=unquantized)
+                             budget=Budget(max_map_drop=max_map_drop), augment=augment,
+                             equalize=equalize, unquantized=unquantized or Precision.FP16)
 
 
 def _print_calibration(result) -> None:
     r = result.report
-    a, cal = r["int8_vs_fp32"], r["calibration_set"]
-    console.print(f"calibrated  {cal['images']} {cal['dataset']} images ({cal['unreadable_skipped']} "
-                  f"unreadable or too small, skipped), method {r['method']}, {r['seconds']} s")
-    console.print(f"INT8/FP32   on {r['evaluation_set']['images']} images: mean cosine "
-                  f"{a['mean_cosine']:.5f}, min {a['min_cosine']:.5f}, top-5 neighbour agreement "
-                  f"{a['topk_agreement']:.3f}"
+    a, cal, pr, w = r["int8_vs_fp32"], r["calibration_set"], r["protocol"], r["int8_work"]
+    for warning in pr["warnings"]:
+        err_console.print(f"[bold yellow]warning:[/] {warning}")
+    for note in r["notes"]:
+        if note not in pr["warnings"]:
+            console.print(f"note        {note}")
+    console.print(f"calibrated  {cal['images']} {cal['dataset']} images (+{cal['augmented_copies_per_image']}"
+                  f" shifted copies each; {cal['unreadable_skipped']} unreadable or too small), "
+                  f"ranges {r['method']}, {r['seconds']} s")
+    held = ", ".join(f"camera {c}" for c in pr["held_out_cameras"]) or "none"
+    console.print(f"judged on   {r['evaluation_set']['images']} images ({pr['split']}; cameras "
+                  f"never calibrated on: {held}) and {len(pr['shifts'])} shifted copies of each")
+    console.print(f"INT8/FP32   mean cosine {a['mean_cosine']:.5f}, min {a['min_cosine']:.5f}, "
+                  f"worst domain {a['worst_domain']} (mean {a['worst_mean_cosine']:.5f}), top-5 "
+                  f"neighbour agreement {a['topk_agreement']:.3f}"
                   + (f", mAP drop {a['map_drop']:.2f} points" if a["map_drop"] is not None else ""))
-    console.print(f"float       {r['unquantized_layers']}: {', '.join(r['unquantized_parts']) or 'none'}")
+    console.print(f"INT8 work   {100 * w['int8_mac_share']:.1f}% of conv MACs ({w['int8_layers']} "
+                  f"layers; float: {', '.join(r['unquantized_parts']) or 'none'}; "
+                  f"{w['gemv_layers_float']} gate/embedding GEMV layers float by design)")
     console.print(f"[green]wrote[/]       {result.path}, {result.cache.name}, {result.report_path.name}")
 
 
@@ -170,10 +191,12 @@ def trt_cmd(
                                        "then build the INT8 graph.")] = False,
     calib_data: CalibData = None,
     calib_dataset: CalibDataset = "auto",
-    calib_size: CalibSize = 256,
+    calib_size: CalibSize = None,
     calib_method: CalibMethodOpt = CalibrationMethod.AUTO,
+    calib_augment: CalibAugment = 1,
+    equalize: Equalize = True,
     max_map_drop: MaxMapDrop = 0.5,
-    unquantized: Unquantized = Precision.FP16,
+    unquantized: Unquantized = None,
     verify_data: VerifyData = None,
     trust_checkpoint: TrustCheckpoint = False,
 ):
@@ -186,9 +209,9 @@ def trt_cmd(
                          timing_cache=timing_cache, dla_core=dla_core, trt=trt,
                          instancenorm=instancenorm,
                          compute_capabilities=tuple(compute_capability or ()),
-                         hardware_compatibility=hardware_compatibility)
+                         hardware_compatibility=hardware_compatibility, unquantized=unquantized)
     calibration = _calibration_config(calib_dataset, calib_size, calib_method, max_map_drop,
-                                      unquantized) if int8 else None
+                                      unquantized, calib_augment, equalize) if int8 else None
     if not int8 and calib_data is not None:
         fail("--calib-data is for INT8: add --int8, or drop --calib-data", 2)
     with console.status("building engine") as status:
@@ -221,10 +244,12 @@ def calibrate_cmd(
     output: Annotated[Path | None, typer.Option("--output", "-o", help="INT8 graph "
                                                 "(default: <stem>.int8.onnx).")] = None,
     calib_dataset: CalibDataset = "auto",
-    calib_size: CalibSize = 256,
+    calib_size: CalibSize = None,
     calib_method: CalibMethodOpt = CalibrationMethod.AUTO,
+    calib_augment: CalibAugment = 1,
+    equalize: Equalize = True,
     max_map_drop: MaxMapDrop = 0.5,
-    unquantized: Unquantized = Precision.FP16,
+    unquantized: Unquantized = None,
     trust_checkpoint: TrustCheckpoint = False,
 ):
     """Quantize to an INT8 Q/DQ graph calibrated on re-ID data; unquantized parts chosen by
@@ -232,7 +257,7 @@ def calibrate_cmd(
     from reid_trt.calibration.api import calibrate
 
     config = _calibration_config(calib_dataset, calib_size, calib_method, max_map_drop,
-                                 unquantized)
+                                 unquantized, calib_augment, equalize)
     with console.status("calibrating") as status:
         result = calibrate(calib_data, output, config, onnx_path=onnx_path, weights=weights,
                            trust_checkpoint=trust_checkpoint, progress=status.update)

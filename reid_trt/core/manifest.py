@@ -32,6 +32,7 @@ class Manifest:
     instancenorm: str
     onnx_sha256: str
     weighted_layers: dict[str, int] = field(default_factory=dict)  # conv/matmul count by precision
+    unquantized: str = ""  # INT8 engines: precision of the layers left unquantized
     engine_sha256: str = ""
     engine_bytes: int = 0
     build_seconds: float = 0.0

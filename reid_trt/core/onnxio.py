@@ -100,3 +100,15 @@ def ort_session(model: onnx.ModelProto | Path | str, cuda_device: int | None = N
 
 def has_cuda_provider() -> bool:
     return "CUDAExecutionProvider" in onnxruntime().get_available_providers()
+
+
+def probe_session(model: onnx.ModelProto, tensors: list[str]):
+    """A CPU session of `model` whose outputs are the named intermediate float tensors (for
+    statistics over activations: calibration ranges, equalisation)."""
+    probe = onnx.ModelProto()
+    probe.CopyFrom(model)
+    del probe.graph.output[:]
+    for name in tensors:
+        probe.graph.output.append(onnx.helper.make_tensor_value_info(
+            name, onnx.TensorProto.FLOAT, None))
+    return ort_session(probe, source="the graph probed for activations")

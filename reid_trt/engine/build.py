@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import json
 import re
+import tempfile
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
+import onnx
+
 from reid_trt.core.contract import contract_of
 from reid_trt.core.errors import ReidTrtError
 from reid_trt.core.fileio import atomic_path, check_output, sha256_file, write_bytes_atomic
 from reid_trt.core.manifest import ENGINE_SUFFIXES, Manifest, manifest_path
-from reid_trt.core.onnxio import graph_precision, load_onnx
+from reid_trt.core.onnxio import graph_precision, is_fp16_qdq, load_onnx
 from reid_trt.core.options import (
     MAX_WORKSPACE_MIB,
     ConfigError,
@@ -47,12 +51,17 @@ class BuildConfig:
     instancenorm: InstanceNormPath = InstanceNormPath.NATIVE
     compute_capabilities: tuple[str, ...] = ()  # TensorRT-RTX targets, e.g. ("sm75",)
     hardware_compatibility: HardwareCompatibility | None = None  # full TensorRT
+    # INT8 graphs: precision of their unquantized layers in the engine (None: what calibration
+    # recorded in the graph, else fp16). The graph on disk keeps them FP32 (right everywhere).
+    unquantized: Precision | None = None
 
     def __post_init__(self):
         set_ = object.__setattr__
-        coerce_choices(self, ("precision", "hardware_compatibility"), precision=Precision,
-                       trt=TrtFlavour, instancenorm=InstanceNormPath,
-                       hardware_compatibility=HardwareCompatibility)
+        coerce_choices(self, ("precision", "hardware_compatibility", "unquantized"),
+                       precision=Precision, trt=TrtFlavour, instancenorm=InstanceNormPath,
+                       hardware_compatibility=HardwareCompatibility, unquantized=Precision)
+        if self.unquantized == Precision.INT8:
+            raise ConfigError("unquantized", "int8", "choose fp16 or fp32")
         for name in ("min_batch", "opt_batch", "max_batch"):
             if getattr(self, name) is not None:
                 batch_size(getattr(self, name), name)
@@ -268,11 +277,37 @@ def engine_from_onnx(onnx_path: Path | str, output: Path | str | None = None,
                                  [onnx_path])
     contract = contract_of(model, str(onnx_path))
     precision = _check_precision(config, onnx_path, model)
+    remainder = _int8_remainder(config, model, onnx_path) if precision == "int8" else None
     trt = preflight(config)
+    with tempfile.TemporaryDirectory() as tmp:
+        parsed = onnx_path
+        if remainder == Precision.FP16 and not is_fp16_qdq(model):
+            from reid_trt.export.precision import qdq_to_fp16
+
+            parsed = Path(tmp) / "fp16_remainder.onnx"
+            onnx.save(qdq_to_fp16(model), parsed)
+        return _build(trt, onnx_path, parsed, output, config, contract, precision, remainder)
+
+
+def _int8_remainder(config: BuildConfig, model, onnx_path: Path) -> Precision:
+    """The precision the engine computes an INT8 graph's unquantized layers in."""
+    recorded = {p.key: p.value for p in model.metadata_props}.get("reid_trt.engine_unquantized")
+    wanted = config.unquantized or (Precision(json.loads(recorded)) if recorded in
+                                    ('"fp16"', '"fp32"') else Precision.FP16)
+    if wanted == Precision.FP32 and is_fp16_qdq(model):
+        raise ConfigError("unquantized", "fp32", f"{onnx_path} already computes its unquantized "
+                          "layers in FP16; calibrate again to get an FP32 remainder")
+    return wanted
+
+
+def _build(trt: Trt, onnx_path: Path, parsed: Path, output: Path, config: BuildConfig,
+           contract, precision: str, remainder: Precision | None) -> BuildResult:
     logger = collecting_logger(trt)
     builder = trt.module.Builder(logger)
     notes: list[str] = []
-    network, _parser = _parse(trt, builder, logger, onnx_path, config.instancenorm)
+    if remainder is not None:
+        notes.append(f"INT8 graph: its unquantized layers run in {remainder}")
+    network, _parser = _parse(trt, builder, logger, parsed, config.instancenorm)
     in_path = instancenorm_path(network)
     if in_path not in (None, config.instancenorm):
         raise ReidTrtError(f"--instancenorm {config.instancenorm}: {trt.label} parsed the graph "
@@ -301,7 +336,7 @@ def engine_from_onnx(onnx_path: Path | str, output: Path | str | None = None,
         trt_flavour=trt.flavour, trt_version=trt.version, precision=precision,
         profile={"min": lo, "opt": opt, "max": hi}, io=_io(network),
         contract=contract.to_dict(), targets=targets, instancenorm=in_path or "none",
-        weighted_layers=weighted_layers(network),
+        weighted_layers=weighted_layers(network), unquantized=str(remainder or ""),
         onnx_sha256=sha256_file(onnx_path), engine_bytes=len(engine),
         build_seconds=round(seconds, 2), built_at=datetime.now(timezone.utc).isoformat(
             timespec="seconds"),

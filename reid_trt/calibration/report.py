@@ -1,0 +1,112 @@
+"""What `calibrate` did and what the INT8 graph keeps: model.int8.calib.json, and the files
+written with it."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import onnx
+
+from reid_trt.core.fileio import atomic_path, sha256_file
+
+
+@dataclass
+class CalibrationReport:
+    method: str
+    budget: dict
+    budget_held: bool
+    int8_vs_fp32: dict  # as the engine runs it (float parts in `unquantized_precision`)
+    artifact_vs_fp32: dict  # the written file in a plain ONNX Runtime session
+    unquantized_precision: str  # of the float parts in the engine
+    int8_work: dict  # share of conv MACs in INT8, layer counts
+    unquantized_parts: list[str]
+    domains: dict  # per held-out camera and per shift: crops, mean and min cosine
+    protocol: dict  # how the crops were split, and any warning
+    equalization: dict
+    fp32_retrieval: dict | None
+    block_sensitivity: dict[str, float]
+    search_steps: list[dict]
+    methods_tried: dict
+    calibration_set: dict
+    evaluation_set: dict
+    source_sha256: str
+    calibration_hash: str
+    seconds: float = 0.0
+    int8_sha256: str = ""
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class CalibrationResult:
+    path: Path
+    cache: Path
+    report_path: Path
+    report: dict
+
+
+def report_path_for(output: Path) -> Path:
+    return output.with_name(output.stem + ".calib.json")
+
+
+def write_calibration(output: Path, quantized: onnx.ModelProto, ranges, method: str,
+                      report: CalibrationReport) -> CalibrationResult:
+    """The INT8 graph, the TensorRT cache and the report, each written atomically."""
+    from reid_trt.calibration.cache import cache_path, cache_text
+
+    cache = cache_path(output, report.calibration_hash)
+    report_path = report_path_for(output)
+    with atomic_path(output) as tmp_model, atomic_path(cache) as tmp_cache, \
+            atomic_path(report_path) as tmp_report:
+        onnx.save(quantized, tmp_model)
+        tmp_cache.write_text(cache_text(ranges, method))
+        report.int8_sha256 = sha256_file(tmp_model)
+        tmp_report.write_text(json.dumps(report.to_dict(), indent=2) + "\n")
+    return CalibrationResult(output, cache, report_path, report.to_dict())
+
+
+def make_report(sets, score, config, method: str, result, tried: dict, equalization: dict,
+                work: dict, artifact, source_sha256: str, digest: str) -> CalibrationReport:
+    """The report from calibrate_onnx's pieces (api.CalibrationSets, api.Scorer, ...)."""
+    calib_ids = {str(s.path) + str(s.box) for s in sets.calib_samples}
+    known_ids = {s.pid for s in sets.calib_samples if s.pid >= 0}
+    split = sets.split
+    agreement = result.agreement
+    return CalibrationReport(
+        method=method, budget=asdict(config.budget),
+        budget_held=config.budget.holds(agreement),
+        int8_vs_fp32=agreement.summary(), artifact_vs_fp32=artifact.summary(),
+        unquantized_precision=str(config.unquantized), int8_work=work,
+        unquantized_parts=result.excluded, domains=agreement.domains,
+        protocol={"split": ("labelled query/gallery" if sets.n_query is not None else
+                            "single camera" if split.single_camera else "leave-camera-out"),
+                  "held_out_cameras": [c + 1 for c in split.held_out_cameras],
+                  "judged_unseen": sets.unseen, "shifts": [k for k in score.groups
+                                                           if k in _shift_names()],
+                  "warnings": split.warnings},
+        equalization=equalization,
+        fp32_retrieval=score.fp32_retrieval.to_dict() if score.fp32_retrieval else None,
+        block_sensitivity=result.sensitivity, search_steps=result.steps, methods_tried=tried,
+        calibration_set={"dataset": sets.dataset.kind, "root": str(sets.dataset.root),
+                         "images": len(sets.calib_crops),
+                         "augmented_copies_per_image": config.augment,
+                         "unreadable_skipped": sets.skipped,
+                         "identities": len(known_ids) or None,
+                         "cameras": len({s.camid for s in sets.calib_samples}),
+                         "seed": config.seed},
+        evaluation_set={"images": len(sets.judged_crops), "queries": sets.n_query,
+                        "with_shifted_copies": len(score.x),
+                        "unreadable_skipped": sets.judged_skipped,
+                        "held_out": sum(str(s.path) + str(s.box) not in calib_ids
+                                        for s in sets.judged_samples)},
+        source_sha256=source_sha256, calibration_hash=digest, notes=list(sets.notes))
+
+
+def _shift_names() -> set[str]:
+    from reid_trt.data.shifts import EVALUATION_SHIFTS
+
+    return set(EVALUATION_SHIFTS)
