@@ -84,6 +84,19 @@ def generated_checkpoint(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def graphs(tmp_path_factory, real_weights, generated_checkpoint) -> dict[str, Path]:
+    """(variant, precision) -> exported ONNX path, built once per session."""
+    from reid_trt.export.api import ExportConfig, export_onnx
+
+    folder = tmp_path_factory.mktemp("graphs")
+    sources = {"osnet_x0_25": real_weights["msmt17"],
+               "osnet_ain_x1_0": generated_checkpoint("osnet_ain_x1_0")}
+    return {(variant, precision): export_onnx(weights, folder / f"{variant}.{precision}.onnx",
+                                               ExportConfig(precision=precision)).path
+            for variant, weights in sources.items() for precision in ("fp32", "fp16")}
+
+
+@pytest.fixture(scope="session")
 def market_like(shared_data, tmp_path_factory) -> Path:
     """A labelled Market-1501-style tree (train/query/gallery) built from the MOT17 boxes:
     identities are track ids, frames 1-2 train, frame 3 query (camera 1), the rest gallery

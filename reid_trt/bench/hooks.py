@@ -17,6 +17,7 @@ def compute_call(backend: Backend, batch: np.ndarray) -> Callable[[], object]:
     TensorRT: the batch is copied to the device once; the call runs the engine and waits for it.
     PyTorch: the batch is moved to the device once; the call runs forward and synchronises.
     ONNX Runtime: one `run` (with the CUDA provider it includes ORT's own copies).
+    Triton: one request of the preprocessed batch.
     """
     if backend.name == "tensorrt":
         with backend.lock:
@@ -39,8 +40,10 @@ def compute_call(backend: Backend, batch: np.ndarray) -> Callable[[], object]:
                 torch.cuda.synchronize(x.device)
 
         return forward
-    feed = backend.feed(batch)
-    return lambda: backend.session.run(None, feed)
+    if backend.name == "onnxruntime":
+        feed = backend.feed(batch)
+        return lambda: backend.session.run(None, feed)
+    return lambda: backend.run(batch)  # a served model: one request, the network included
 
 
 def device_memory_bytes(backend: Backend) -> int | None:

@@ -46,6 +46,32 @@ def latency_rows(report: dict) -> tuple[list[str], list[list[str]]]:
     return header, rows
 
 
+def concurrent_rows(report: dict) -> tuple[list[str], list[list[str]]]:
+    header = ["subject", "clients", "crops/call", "calls", "p50 ms", "p99 ms", "calls/s",
+              "img/s", "x ref"]
+    rows = []
+    loads = {s["label"]: s.get("concurrent") for s in report["subjects"]}
+    ref = loads.get(report["reference"])
+    for label, c in loads.items():
+        if c:
+            rows.append([label, str(c["clients"]), str(c["crops_per_request"]), str(c["requests"]),
+                         _num(c["p50_ms"]), _num(c["p99_ms"]), _num(c["requests_per_s"], 1),
+                         _num(c["throughput"], 1),
+                         _num(c["throughput"] / ref["throughput"] if ref else None)])
+    return header, rows
+
+
+def tables(report: dict) -> list[tuple[str, tuple[list[str], list[list[str]]]]]:
+    found = [("accuracy against the reference (mAP, R-1 in %; MiB: device memory)",
+              accuracy_rows(report)),
+             ("latency and throughput (e2e: preprocessing + copies + compute)",
+              latency_rows(report))]
+    header, rows = concurrent_rows(report)
+    if rows:
+        found.append(("concurrent clients (each call waits for its own answer)", (header, rows)))
+    return found
+
+
 def describe(report: dict) -> str:
     m, st = report["machine"], report["settings"]
     device = m.get("gpu") or f"{m['cpu']} ({m['cpu_count']} logical CPUs)"
@@ -62,10 +88,7 @@ def print_tables(report: dict, console) -> None:
     from rich import box
     from rich.table import Table
 
-    titles = ("accuracy against the reference (mAP, R-1 in %; MiB: device memory)",
-              "latency and throughput (e2e: preprocessing + copies + compute)")
-    for title, (header, rows) in zip(titles, (accuracy_rows(report), latency_rows(report)),
-                                     strict=True):
+    for title, (header, rows) in tables(report):
         table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
         for i, name in enumerate(header):
             table.add_column(name, justify="left" if i == 0 else "right")
@@ -83,7 +106,7 @@ def markdown(report: dict) -> str:
     parts = [f"reid-bench {report['created']}: {describe(report)}.", ""]
     if report.get("command"):
         parts[:0] = [f"Command: `{report['command']}`", ""]
-    for header, rows in (accuracy_rows(report), latency_rows(report)):
+    for _, (header, rows) in tables(report):
         parts.append("| " + " | ".join(header) + " |")
         parts.append("|" + " --- |" * len(header))
         parts += ["| " + " | ".join(row) + " |" for row in rows]

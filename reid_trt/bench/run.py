@@ -30,6 +30,7 @@ Progress = Callable[[str, int, int], None]  # (what is running, steps done, step
 
 MAX_CROPS = 10_000  # parity crops are held in memory, decoded
 MAX_RUNS = 10_000
+MAX_CLIENTS = 256  # threads in this process
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,9 @@ class BenchConfig:
     variant: str = "auto"
     trust_checkpoint: bool = False
     companion_onnx: bool = True  # an engine's source .onnx, found beside it, runs too
+    clients: int = 0  # concurrent clients per subject (0: no concurrent load)
+    client_requests: int = 20  # calls per client
+    client_batch: int = 4  # crops per call (the boxes of a frame)
 
     def __post_init__(self):
         if not self.batches:
@@ -65,6 +69,9 @@ class BenchConfig:
             bounded(self.max_queries, "max_queries", 1)
         if self.device is not None:
             parse_device(self.device)
+        bounded(self.clients, "clients", 0, MAX_CLIENTS)
+        bounded(self.client_requests, "client_requests", 1, MAX_RUNS)
+        batch_size(self.client_batch, "client_batch")
 
 
 @dataclass
@@ -88,12 +95,12 @@ def companion_onnx(engine: Path) -> Path | None:
 
 
 def open_subjects(engines: list[Path], graphs: list[Path], weights: Path | None,
-                  config: BenchConfig) -> list[Subject]:
+                  config: BenchConfig, served: list[str] = ()) -> list[Subject]:
     from reid_trt.core.fileio import sha256_file
 
-    if not (engines or graphs or weights):
-        raise ReidTrtError("nothing to benchmark: pass --engine PLAN, --onnx MODEL and/or "
-                           "--weights CHECKPOINT")
+    if not (engines or graphs or weights or served):
+        raise ReidTrtError("nothing to benchmark: pass --engine PLAN, --onnx MODEL, --triton "
+                           "HOST:PORT/MODEL and/or --weights CHECKPOINT")
     paths = [*engines, *graphs]
     if config.companion_onnx:
         for engine in engines:
@@ -114,6 +121,15 @@ def open_subjects(engines: list[Path], graphs: list[Path], weights: Path | None,
         label = {"onnxruntime": "ort", "tensorrt": "trt"}.get(embedder.backend_name)
         label += f" {precision}" + (" u8-in" if embedder.contract.input_format == "uint8-bgr" else "")
         subjects.append(Subject(label, "subject", Path(path), embedder, same))
+    for target in served:
+        from reid_trt.serving.client import TritonEmbedder, parse_target
+
+        url, model, protocol = parse_target(target)
+        embedder = TritonEmbedder(url, model, protocol=protocol)
+        source = embedder.contract.weights_sha256
+        same = None if not (weights_sha and source) else source == weights_sha
+        subjects.append(Subject(f"triton {protocol} {embedder.contract.precision}", "subject",
+                                Path(target), embedder, same))
     labels = [s.label for s in subjects]
     for subject in subjects:  # two graphs of one backend and precision: tell them apart by file
         if labels.count(subject.label) > 1:
@@ -221,7 +237,7 @@ def machine_info(subjects: list[Subject]) -> dict:
     for s in subjects:
         if s.embedder.backend_name == "tensorrt":
             info["tensorrt"] = s.embedder.backend.trt.label
-        if s.embedder.backend.device != "cpu":
+        if s.embedder.backend.device.startswith("cuda"):
             info["gpu"] = _gpu_name(s.embedder.backend.device)
     return info
 
@@ -308,12 +324,13 @@ def add_ratios(subjects: list[Subject], reference: Subject) -> None:
 
 def run_bench(engines: list[Path], graphs: list[Path], weights: Path | None,
               config: BenchConfig | None = None,
-              progress: Progress = lambda what, done, total: None) -> dict:
-    """Opens the subjects (the PyTorch baseline first), then `measure`s them."""
+              progress: Progress = lambda what, done, total: None, served: list[str] = ()) -> dict:
+    """Opens the subjects (the PyTorch baseline first, models served by Triton last), then
+    `measure`s them."""
     config = config or BenchConfig()
     protocol = (load_protocol(*config.dataset, config.max_queries)
                 if config.dataset is not None else None)
-    subjects = open_subjects(engines, graphs, weights, config)
+    subjects = open_subjects(engines, graphs, weights, config, served)
     try:
         return measure(subjects, config, progress, protocol)
     finally:
@@ -347,6 +364,14 @@ def measure(subjects: list[Subject], config: BenchConfig,
         step(f"accuracy done: {subject.label}", 1)
     time_subjects(subjects, crops, config, step)
     add_ratios(subjects, reference)
+    if config.clients:
+        from reid_trt.bench.load import concurrent_load
+
+        for subject in subjects:
+            step(f"{config.clients} concurrent clients: {subject.label}", 0)
+            subject.result["concurrent"] = concurrent_load(
+                subject.embedder, crops, config.clients, config.client_requests,
+                config.client_batch)
     report = {
         "tool": "reid-bench", "reid_trt_version": __version__,
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
@@ -374,4 +399,4 @@ def _subject_dict(s: Subject) -> dict:
             "input_format": e.contract.input_format, "same_weights": s.same_weights,
             "device_memory_mib": None if memory is None else memory / 2**20,
             "parity": s.result.get("parity"), "retrieval": s.result.get("retrieval"),
-            "latency": s.result["latency"]}
+            "latency": s.result["latency"], "concurrent": s.result.get("concurrent")}

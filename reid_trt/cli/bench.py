@@ -30,6 +30,14 @@ def bench(
         help="ONNX graph from reid-export, run with ONNX Runtime; repeatable.")] = None,
     weights: Annotated[Path | None, typer.Option(
         "--weights", "-w", help="torchreid checkpoint: the PyTorch eager baseline.")] = None,
+    triton: Annotated[list[str] | None, typer.Option(
+        help="A model served by Triton: HOST:PORT/MODEL (gRPC) or http://HOST:PORT/MODEL; "
+        "repeatable.")] = None,
+    clients: Annotated[int | None, typer.Option(
+        help="Concurrent clients per subject, each calling back to back [16 with --triton, "
+        "else none].", show_default=False)] = None,
+    client_requests: Annotated[int, typer.Option(help="Calls per concurrent client.")] = 20,
+    client_batch: Annotated[int, typer.Option(help="Crops per concurrent call.")] = 4,
     batch: Annotated[str, typer.Option(help="Batch sizes, comma-separated.")] = "1,8,32,64",
     runs: Annotated[int, typer.Option(help="Timed calls per subject, batch size and mode.")] = 30,
     warmup: Annotated[int, typer.Option(help="Untimed calls first.")] = 3,
@@ -56,8 +64,9 @@ def bench(
     variant: Variant = "auto",
     trust_checkpoint: TrustCheckpoint = False,
 ):
-    """Benchmark engines, ONNX graphs and checkpoints side by side: latency, throughput, parity
-    with PyTorch and, given a labelled dataset, mAP and Rank-1.
+    """Benchmark engines, ONNX graphs, checkpoints and models served by Triton side by side:
+    latency, throughput (also under concurrent clients), parity with PyTorch and, given a
+    labelled dataset, mAP and Rank-1.
 
     The reference for ratios and parity is the PyTorch checkpoint (--weights); without one, the
     first subject."""
@@ -85,14 +94,17 @@ def bench(
                          device=device, crops_dir=crops, num_crops=num_crops, topk=topk,
                          dataset=(dataset[0], Path(dataset[1])) if dataset else None,
                          max_queries=max_queries, variant=variant,
-                         trust_checkpoint=trust_checkpoint, companion_onnx=companion_onnx)
+                         trust_checkpoint=trust_checkpoint, companion_onnx=companion_onnx,
+                         clients=(16 if triton else 0) if clients is None else clients,
+                         client_requests=client_requests, client_batch=client_batch)
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                TimeElapsedColumn())
     with Progress(*columns, console=console, transient=True) as progress:
         task = progress.add_task("opening the subjects", total=None)
         report = run_bench(engine or [], onnx or [], weights, config,
                            lambda what, done, total: progress.update(task, description=what,
-                                                                      completed=done, total=total))
+                                                                      completed=done, total=total),
+                           served=triton or [])
     print_tables(report, console)
     for path in write_outputs(report, json_path, markdown_path, plot_path):
         console.print(f"[green]wrote[/] {path}")

@@ -30,6 +30,11 @@ FLAGS = {
     "max_map_drop": "--max-map-drop", "calib_data": "--calib-data", "runs": "--runs",
     "warmup": "--warmup", "rounds": "--rounds", "num_crops": "--num-crops", "topk": "--topk",
     "max_queries": "--max-queries", "device": "--device", "augment": "--calib-augment",
+    "name": "--name", "kind": "--kind", "instances": "--instances",
+    "max_queue_delay_us": "--max-queue-delay-us", "http_port": "--http-port",
+    "grpc_port": "--grpc-port", "metrics_port": "--metrics-port", "clients": "--clients",
+    "client_requests": "--client-requests", "client_batch": "--client-batch", "host": "--host",
+    "timeout": "--timeout",
 }
 
 

@@ -264,6 +264,45 @@ def calibrate_cmd(
     _print_calibration(result)
 
 
+@app.command("triton")
+@fails_cleanly
+def triton_cmd(
+    repo: Annotated[Path, typer.Option("--repo", help="Model repository folder (created if "
+                                       "missing; its parent must exist).", show_default=False)],
+    engine: Annotated[Path | None, typer.Option("--engine", help="Engine (.plan with its "
+                                                "manifest) to serve.")] = None,
+    onnx_path: Annotated[Path | None, typer.Option("--onnx", help="Or a graph from reid-export "
+                                                   "onnx/calibrate.")] = None,
+    name: Annotated[str, typer.Option(help="Model name: the folder in the repository.")] = "osnet",
+    kind: Annotated[str | None, typer.Option(help="plan|onnx|python: Triton's TensorRT or ONNX "
+                                             "Runtime backend, or its Python backend running "
+                                             "reid-trt's Embedder [plan for an engine, onnx for "
+                                             "a graph].", show_default=False)] = None,
+    max_batch: Annotated[int | None, typer.Option(help="max_batch_size [the engine profile's "
+                                                  "maximum; 64 for a graph].",
+                                                  show_default=False)] = None,
+    instances: Annotated[int, typer.Option(help="Model instances (per GPU for engines).")] = 1,
+    max_queue_delay_us: Annotated[int, typer.Option(
+        help="Microseconds Triton may hold a request to batch it with others.")] = 1000,
+):
+    """Write a Triton Inference Server model repository for an engine or a graph: config.pbtxt
+    (checked with Triton's schema against the model) and the model file, written whole or not at
+    all. Serve it with reid-serve, or unchanged in NVIDIA's Triton container."""
+    from reid_trt.serving.config import ServeOptions, parse_config
+    from reid_trt.serving.repository import write_repository
+
+    if (engine is None) == (onnx_path is None):
+        raise ReidTrtError("pass one of --engine MODEL.plan or --onnx MODEL.onnx")
+    model = engine or onnx_path
+    options = ServeOptions(name=name, kind=kind, max_batch=max_batch, instances=instances,
+                           max_queue_delay_us=max_queue_delay_us)
+    folder = write_repository(repo, model, options)
+    config = parse_config((folder / "config.pbtxt").read_text())
+    console.print(f"[green]wrote[/] {folder}/config.pbtxt: {config.platform or config.backend}, "
+                  f"max_batch_size {config.max_batch_size}, from {model}")
+    console.print(f"serve it: reid-serve --repo {repo}")
+
+
 @app.command("inspect")
 @fails_cleanly
 def inspect_cmd(path: Annotated[Path, typer.Argument(help=".onnx, or .plan/.engine with its "

@@ -84,7 +84,12 @@ class Embedder:
         if max_batch is not None:
             batch_size(max_batch, "max_batch")
         self.path = Path(path)
-        self.backend: Backend = open_backend(self.path, device, variant, trust_checkpoint)
+        self._attach(open_backend(self.path, device, variant, trust_checkpoint), max_batch,
+                     normalize)
+
+    def _attach(self, backend: Backend, max_batch: int | None, normalize: bool) -> None:
+        """Embeds with `backend` (any Backend: subclasses bring their own, e.g. a served model)."""
+        self.backend = backend
         self.contract = self.backend.contract
         self.normalize = normalize
         limits = self.backend.limits

@@ -1,4 +1,4 @@
-"""Graphs to build: real osnet_x0_25 and generated osnet_ain_x1_0, FP32, FP16 and a Q/DQ INT8."""
+"""A Q/DQ INT8 graph to build (the FP32 and FP16 graphs come from tests/conftest.py)."""
 
 from pathlib import Path
 
@@ -6,18 +6,6 @@ import pytest
 
 from reid_trt.core.preprocess import preprocess_numpy
 from reid_trt.data.synthetic import person_like_crops
-from reid_trt.export.api import ExportConfig, export_onnx
-
-
-@pytest.fixture(scope="session")
-def graphs(tmp_path_factory, real_weights, generated_checkpoint) -> dict[str, Path]:
-    """(variant, precision) -> exported ONNX path, built once per session."""
-    folder = tmp_path_factory.mktemp("graphs")
-    sources = {"osnet_x0_25": real_weights["msmt17"],
-               "osnet_ain_x1_0": generated_checkpoint("osnet_ain_x1_0")}
-    return {(variant, precision): export_onnx(weights, folder / f"{variant}.{precision}.onnx",
-                                               ExportConfig(precision=precision)).path
-            for variant, weights in sources.items() for precision in ("fp32", "fp16")}
 
 
 @pytest.fixture(scope="session")

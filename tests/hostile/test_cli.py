@@ -222,9 +222,48 @@ EXPORT_CASES = [
     ("demo-variant-unknown", None, ["demo", "-o", "d", "--variant", "resnet50"], 1,
      ["unknown variant 'resnet50'"]),
 ]
+# reid-export triton: every refusal before the repository folder is even created.
+TRITON_CASES = [
+    ("triton-engine-without-manifest", lambda ws: (ws / "m.plan.json").unlink(),
+     ["triton", "--engine", "m.plan", "--repo", "repo"], 1, ["m.plan.json: no manifest"]),
+    ("triton-max-batch-above-profile", None,
+     ["triton", "--engine", "m.plan", "--repo", "repo", "--max-batch", "16"], 1,
+     ["--max-batch 16", "largest batch 8"]),
+    ("triton-repo-is-file", None, ["triton", "--onnx", "m.onnx", "--repo", "notes.txt"], 1,
+     ["--repo notes.txt is a file"]),
+    ("triton-repo-parent-missing", None, ["triton", "--onnx", "m.onnx", "--repo", "a/b"], 1,
+     ["--repo a/b", "a does not exist"]),
+    ("triton-name-slash", None, ["triton", "--onnx", "m.onnx", "--repo", "repo", "--name",
+                                 "a/b"], 1, ["--name a/b", "no '/'"]),
+    ("triton-name-dot", None, ["triton", "--onnx", "m.onnx", "--repo", "repo", "--name", ".."],
+     1, ["--name .."]),
+    ("triton-plan-kind-for-graph", None, ["triton", "--onnx", "m.onnx", "--repo", "repo",
+                                          "--kind", "plan"], 1, ["--kind plan", "m.onnx is a graph"]),
+    ("triton-onnx-kind-for-engine", None, ["triton", "--engine", "m.plan", "--repo", "repo",
+                                           "--kind", "onnx"], 1, ["--kind onnx", "is an engine"]),
+    ("triton-kind-unknown", None, ["triton", "--onnx", "m.onnx", "--repo", "repo", "--kind",
+                                   "tf"], 1, ["--kind tf", "plan, onnx, python"]),
+    ("triton-both-models", None, ["triton", "--onnx", "m.onnx", "--engine", "m.plan", "--repo",
+                                  "repo"], 1, ["one of --engine", "--onnx"]),
+    ("triton-instances-zero", None, ["triton", "--onnx", "m.onnx", "--repo", "repo",
+                                     "--instances", "0"], 1, ["--instances 0"]),
+    ("triton-queue-delay-negative", None, ["triton", "--onnx", "m.onnx", "--repo", "repo",
+                                           "--max-queue-delay-us", "-1"], 1,
+     ["--max-queue-delay-us -1"]),
+    ("triton-truncated-graph", None, ["triton", "--onnx", "truncated.onnx", "--repo", "repo"], 1,
+     ["truncated.onnx"]),
+    ("triton-weights-as-model", None, ["triton", "--onnx", "w.pth", "--repo", "repo"], 1,
+     ["w.pth"]),
+    ("triton-model-name-is-file", lambda ws: ws.write("repo/osnet", "x"),
+     ["triton", "--onnx", "m.onnx", "--repo", "repo"], 1, ["repo/osnet is a file", "--name"]),
+]
 
 BENCH_CASES = [
     ("bench-nothing", None, [], 1, ["nothing to benchmark"]),
+    ("bench-triton-target", None, ["--triton", "osnet"], 1, ["--triton osnet", "HOST:PORT/MODEL"]),
+    ("bench-triton-nobody-there", None, ["--triton", "127.0.0.1:9/osnet"], 1,
+     ["no Triton server answers at 127.0.0.1:9"]),
+    ("bench-clients-negative", None, ["--onnx", "m.onnx", "--clients", "-1"], 1, ["--clients -1"]),
     ("bench-json-onto-graph", None, ["--onnx", "m.onnx", "--json", "m.onnx"], 1,
      ["--json m.onnx", ".json"]),
     ("bench-json-onto-manifest", None, ["--engine", "m.plan", "--json", "m.plan.json"], 1,
@@ -258,7 +297,8 @@ BENCH_CASES = [
 ]
 
 
-CASES = [(export_app, *c) for c in EXPORT_CASES] + [(bench_app, *c) for c in BENCH_CASES]
+CASES = [(export_app, *c) for c in EXPORT_CASES + TRITON_CASES] + \
+    [(bench_app, *c) for c in BENCH_CASES]
 
 
 @pytest.mark.parametrize("app, setup, args, code, fragments", [(c[0], *c[2:]) for c in CASES],

@@ -1,0 +1,54 @@
+"""`reid-serve`: Triton Inference Server on a repository written by `reid-export triton`."""
+
+from __future__ import annotations
+
+import signal
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from reid_trt.cli.common import console, fails_cleanly
+
+app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, rich_markup_mode=None)
+
+
+@app.command()
+@fails_cleanly
+def serve(
+    repo: Annotated[Path, typer.Option("--repo", help="Model repository from reid-export "
+                                       "triton.", show_default=False)],
+    host: Annotated[str, typer.Option(help="Address to bind (0.0.0.0: every interface).")] =
+        "127.0.0.1",
+    http_port: Annotated[int, typer.Option(help="HTTP port (0: any free one).")] = 8000,
+    grpc_port: Annotated[int, typer.Option(help="gRPC port (0: any free one).")] = 8001,
+    metrics_port: Annotated[int, typer.Option(help="Prometheus metrics port.")] = 8002,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for the models to load.")] =
+        120.0,
+):
+    """Serve a model repository with NVIDIA Triton Inference Server until Ctrl-C."""
+    from reid_trt.serving.server import TritonServer
+
+    server = TritonServer(repo, host, http_port, grpc_port, metrics_port, timeout)
+    # SIGTERM (docker stop, systemd) ends it as Ctrl-C does: the server is stopped, not orphaned.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    with console.status(f"starting Triton on {repo}"):
+        server.start()
+    try:
+        for name in server.models:
+            console.print(f"serving [bold]{name}[/]: grpc {server.grpc_url}, http "
+                          f"{server.http_url}, metrics {server.host}:"
+                          f"{server.ports['metrics_port']}/metrics")
+        console.print("Ctrl-C stops it")
+        code = server.wait()
+    except KeyboardInterrupt:
+        console.print("stopping")
+        code = 0
+    finally:
+        server.stop()
+    if code:
+        raise typer.Exit(code)
+
+
+def main() -> None:
+    app()
