@@ -12,7 +12,7 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q "$(TORCH)"
-	$(BIN)/python -m pip install -q -e ".[export,rtx,bench,dev,serve]"
+	$(BIN)/python -m pip install -q -e ".[export,rtx,bench,dev,serve,openvino]"
 	touch $@
 
 # torchreid's own osnet.py / osnet_ain.py: the reference the model tests compare against.

@@ -95,12 +95,13 @@ def companion_onnx(engine: Path) -> Path | None:
 
 
 def open_subjects(engines: list[Path], graphs: list[Path], weights: Path | None,
-                  config: BenchConfig, served: list[str] = ()) -> list[Subject]:
+                  config: BenchConfig, served: list[str] = (),
+                  openvino: list[Path] = ()) -> list[Subject]:
     from reid_trt.core.fileio import sha256_file
 
-    if not (engines or graphs or weights or served):
-        raise ReidTrtError("nothing to benchmark: pass --engine PLAN, --onnx MODEL, --triton "
-                           "HOST:PORT/MODEL and/or --weights CHECKPOINT")
+    if not (engines or graphs or weights or served or openvino):
+        raise ReidTrtError("nothing to benchmark: pass --engine PLAN, --onnx MODEL, --openvino "
+                           "MODEL, --triton HOST:PORT/MODEL and/or --weights CHECKPOINT")
     paths = [*engines, *graphs]
     if config.companion_onnx:
         for engine in engines:
@@ -113,12 +114,16 @@ def open_subjects(engines: list[Path], graphs: list[Path], weights: Path | None,
         embedder = Embedder(weights, device=config.device, variant=config.variant,
                             trust_checkpoint=config.trust_checkpoint)
         subjects.append(Subject("pytorch fp32", "baseline", Path(weights), embedder, True))
-    for path in paths:
-        embedder = Embedder(path, device=config.device)
+    runs = [(path, False) for path in paths] + [(Path(path), True) for path in openvino]
+    for path, on_openvino in runs:
+        # OpenVINO runs on the CPU unless told: --device names CUDA devices, not Intel ones.
+        embedder = Embedder(path, device=None if on_openvino else config.device,
+                            backend="openvino" if on_openvino else None)
         precision = embedder.contract.precision
         source = embedder.contract.weights_sha256
         same = None if not (weights_sha and source) else source == weights_sha
-        label = {"onnxruntime": "ort", "tensorrt": "trt"}.get(embedder.backend_name)
+        label = {"onnxruntime": "ort", "tensorrt": "trt", "openvino": "openvino"}.get(
+            embedder.backend_name)
         label += f" {precision}" + (" u8-in" if embedder.contract.input_format == "uint8-bgr" else "")
         subjects.append(Subject(label, "subject", Path(path), embedder, same))
     for target in served:
@@ -230,6 +235,9 @@ def machine_info(subjects: list[Subject]) -> dict:
         info["onnxruntime"] = onnxruntime.__version__
     except ImportError:
         pass
+    openvino = sys.modules.get("openvino")
+    if openvino is not None:
+        info["openvino"] = openvino.__version__
     torch = sys.modules.get("torch")  # loaded by a PyTorch subject; never imported for this
     if torch is not None:
         info["torch"] = torch.__version__
@@ -324,13 +332,14 @@ def add_ratios(subjects: list[Subject], reference: Subject) -> None:
 
 def run_bench(engines: list[Path], graphs: list[Path], weights: Path | None,
               config: BenchConfig | None = None,
-              progress: Progress = lambda what, done, total: None, served: list[str] = ()) -> dict:
+              progress: Progress = lambda what, done, total: None, served: list[str] = (),
+              openvino: list[Path] = ()) -> dict:
     """Opens the subjects (the PyTorch baseline first, models served by Triton last), then
     `measure`s them."""
     config = config or BenchConfig()
     protocol = (load_protocol(*config.dataset, config.max_queries)
                 if config.dataset is not None else None)
-    subjects = open_subjects(engines, graphs, weights, config, served)
+    subjects = open_subjects(engines, graphs, weights, config, served, openvino)
     try:
         return measure(subjects, config, progress, protocol)
     finally:

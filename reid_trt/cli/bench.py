@@ -30,6 +30,9 @@ def bench(
         help="ONNX graph from reid-export, run with ONNX Runtime; repeatable.")] = None,
     weights: Annotated[Path | None, typer.Option(
         "--weights", "-w", help="torchreid checkpoint: the PyTorch eager baseline.")] = None,
+    openvino: Annotated[list[Path] | None, typer.Option(
+        help="OpenVINO subject: an IR .xml from reid-export openvino, or an .onnx; "
+        "repeatable.")] = None,
     triton: Annotated[list[str] | None, typer.Option(
         help="A model served by Triton: HOST:PORT/MODEL (gRPC) or http://HOST:PORT/MODEL; "
         "repeatable.")] = None,
@@ -76,7 +79,7 @@ def bench(
     from reid_trt.bench.run import BenchConfig, run_bench
     from reid_trt.core.fileio import check_output
 
-    inputs = [*(engine or []), *(onnx or []), weights, crops]
+    inputs = [*(engine or []), *(onnx or []), *(openvino or []), weights, crops]
     inputs += [p.with_name(p.name + ".json") for p in engine or []]  # manifests
     outputs = [(json_path, "--json", (".json",)), (markdown_path, "--markdown", (".md", ".markdown")),
                (plot_path, "--plot", (".png",))]
@@ -104,7 +107,7 @@ def bench(
         report = run_bench(engine or [], onnx or [], weights, config,
                            lambda what, done, total: progress.update(task, description=what,
                                                                       completed=done, total=total),
-                           served=triton or [])
+                           served=triton or [], openvino=openvino or [])
     print_tables(report, console)
     for path in write_outputs(report, json_path, markdown_path, plot_path):
         console.print(f"[green]wrote[/] {path}")

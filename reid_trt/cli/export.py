@@ -264,6 +264,24 @@ def calibrate_cmd(
     _print_calibration(result)
 
 
+@app.command("openvino")
+@fails_cleanly
+def openvino_cmd(
+    onnx_path: Annotated[Path, typer.Option("--onnx", help="Graph from reid-export onnx or "
+                                            "calibrate.", show_default=False)],
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="IR topology .xml (the "
+                                                ".bin is written beside it; default: beside "
+                                                "the graph).")] = None,
+):
+    """Convert a graph to OpenVINO IR (.xml + .bin) carrying the preprocessing contract,
+    verified against ONNX Runtime before it is written."""
+    from reid_trt.export.openvino import export_openvino
+
+    result = export_openvino(onnx_path, output)
+    console.print(f"verified    {result.parity.summary()}")
+    console.print(f"[green]wrote[/]       {result.xml} and {result.weights.name}")
+
+
 @app.command("triton")
 @fails_cleanly
 def triton_cmd(

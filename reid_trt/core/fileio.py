@@ -64,7 +64,7 @@ def check_output(path: Path | str, option: str = "-o", suffixes: Iterable[str] =
     return path
 
 
-def _file_mode(path: Path) -> int:
+def file_mode(path: Path) -> int:
     """The mode `open(path, 'w')` would give: kept if the file exists, else 0o666 less umask."""
     try:
         return path.stat().st_mode & 0o7777
@@ -85,7 +85,7 @@ def atomic_path(path: Path) -> Iterator[Path]:
     tmp_path = Path(tmp)
     try:
         yield tmp_path
-        os.chmod(tmp_path, _file_mode(path))
+        os.chmod(tmp_path, file_mode(path))
         os.replace(tmp_path, path)
     finally:
         tmp_path.unlink(missing_ok=True)

@@ -38,6 +38,13 @@ class TrtFlavour(Choice):
     RTX = "rtx"
 
 
+class BackendName(Choice):
+    ONNXRUNTIME = "onnxruntime"
+    OPENVINO = "openvino"
+    TENSORRT = "tensorrt"
+    TORCH = "torch"
+
+
 class InstanceNormPath(Choice):
     NATIVE = "native"
     PLUGIN = "plugin"

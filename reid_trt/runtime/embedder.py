@@ -11,7 +11,14 @@ from reid_trt.core import defaults
 from reid_trt.core.batching import clip_boxes, pad_batch
 from reid_trt.core.errors import ReidTrtError
 from reid_trt.core.manifest import ENGINE_SUFFIXES
-from reid_trt.core.options import Device, batch_size, parse_device
+from reid_trt.core.options import (
+    BackendName,
+    ConfigError,
+    Device,
+    batch_size,
+    choice,
+    parse_device,
+)
 from reid_trt.core.preprocess import as_bgr, graph_input
 from reid_trt.runtime.backends.base import Backend
 
@@ -33,17 +40,31 @@ def default_device() -> Device:
 
 
 def open_backend(path: Path, device: str | Device | None = None, variant: str = "auto",
-                 trust_checkpoint: bool = False) -> Backend:
-    """The backend for a model file, chosen by its suffix. device None: cuda:0 if present."""
+                 trust_checkpoint: bool = False, backend: str | None = None) -> Backend:
+    """The backend for a model file: `backend` if given, else chosen by the file's suffix
+    (.onnx: ONNX Runtime). device None: cuda:0 if present (OpenVINO: the CPU)."""
     suffix = path.suffix.lower()
-    chosen = device is not None
-    device = parse_device(device) if chosen else default_device()
+    backend = None if backend is None else choice(BackendName, backend, "backend")
     if path.is_dir():
         raise ReidTrtError(f"{path} is a directory; pass an engine (.plan), a graph (.onnx) or a "
                            "checkpoint (.pth)")
     if not path.is_file():
         raise ReidTrtError(f"{path}: no such file; pass an engine (.plan), a graph (.onnx) or a "
                            "checkpoint (.pth)")
+    if backend == BackendName.OPENVINO or (backend is None and suffix == ".xml"):
+        if suffix not in (".onnx", ".xml"):
+            raise ReidTrtError(f"{path}: OpenVINO runs an .onnx from reid-export or an IR .xml "
+                               "from 'reid-export openvino'")
+        from reid_trt.runtime.backends.openvino import OpenVINOBackend
+
+        return OpenVINOBackend(path, None if device is None else str(device))
+    wanted = {BackendName.TENSORRT: ENGINE_SUFFIXES, BackendName.ONNXRUNTIME: (".onnx",),
+              BackendName.TORCH: TORCH_SUFFIXES}
+    if backend is not None and suffix not in wanted[backend]:
+        raise ConfigError("backend", str(backend), f"{path.name} is not a model it runs (it takes "
+                          f"{', '.join(wanted[backend])})")
+    chosen = device is not None
+    device = parse_device(device) if chosen else default_device()
     if suffix in ENGINE_SUFFIXES:
         from reid_trt.runtime.backends.tensorrt import TensorRTBackend
 
@@ -56,7 +77,8 @@ def open_backend(path: Path, device: str | Device | None = None, variant: str = 
         from reid_trt.runtime.backends.torch import TorchBackend
 
         return TorchBackend(path, device, variant, trust_checkpoint)
-    raise ReidTrtError(f"{path}: unknown model type '{suffix}'; pass .plan/.engine, .onnx or .pth")
+    raise ReidTrtError(f"{path}: unknown model type '{suffix}'; pass .plan/.engine, .onnx, .xml "
+                       "or .pth")
 
 
 class Embedder:
@@ -69,23 +91,27 @@ class Embedder:
         path: a TensorRT engine (.plan/.engine, with its .json manifest), an .onnx exported by
             reid-export, or a torchreid checkpoint (.pth).
         device: "cuda", "cuda:N" or "cpu"; None picks cuda:0 when a CUDA device is present.
+            OpenVINO: "cpu" (default), "gpu", "gpu:N", "npu" or "auto".
         max_batch: largest batch per backend call (default: the engine profile's maximum, else
             64). Crops are preprocessed one such chunk at a time, so memory stays bounded by
             the chunk, not by the number of crops.
         normalize: L2-normalise the embeddings (a no-op if the graph already does).
         variant, trust_checkpoint: for .pth files, as in `reid-export onnx`.
+        backend: "onnxruntime", "openvino", "tensorrt" or "torch"; None chooses by suffix
+            (.plan/.engine TensorRT, .onnx ONNX Runtime, .xml OpenVINO, .pth PyTorch).
 
     Thread safety: `embed` may be called from several threads at once; ONNX Runtime and PyTorch
     run concurrently, the TensorRT backend serialises calls on its one execution context.
     """
 
     def __init__(self, path: str | Path, *, device: str | None = None, max_batch: int | None = None,
-                 normalize: bool = True, variant: str = "auto", trust_checkpoint: bool = False):
+                 normalize: bool = True, variant: str = "auto", trust_checkpoint: bool = False,
+                 backend: str | None = None):
         if max_batch is not None:
             batch_size(max_batch, "max_batch")
         self.path = Path(path)
-        self._attach(open_backend(self.path, device, variant, trust_checkpoint), max_batch,
-                     normalize)
+        self._attach(open_backend(self.path, device, variant, trust_checkpoint, backend),
+                     max_batch, normalize)
 
     def _attach(self, backend: Backend, max_batch: int | None, normalize: bool) -> None:
         """Embeds with `backend` (any Backend: subclasses bring their own, e.g. a served model)."""

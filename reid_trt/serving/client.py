@@ -75,7 +75,11 @@ class TritonBackend:
                                "(reid-serve prints the models it serves)")
         config = self._config(client)
         self.contract = served_contract(config, f"model '{model}' at {url}")
+        from reid_trt.serving.config import model_config_pb2
+
         self.input = config.input[0]
+        self.input_dtype = model_config_pb2().DataType.Name(self.input.data_type).removeprefix(
+            "TYPE_")
         self.output_name = config.output[0].name
         self.limits = BatchLimits(1, config.max_batch_size or None)
 
@@ -98,12 +102,6 @@ class TritonBackend:
                     self.url, connection_timeout=self.timeout, network_timeout=self.timeout)
             self._local.client = client
         return client
-
-    @property
-    def input_dtype(self) -> str:
-        from reid_trt.serving.config import model_config_pb2
-
-        return model_config_pb2().DataType.Name(self.input.data_type).removeprefix("TYPE_")
 
     def run(self, batch: np.ndarray) -> np.ndarray:
         dtype = self.input_dtype

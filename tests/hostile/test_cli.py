@@ -258,11 +258,24 @@ TRITON_CASES = [
      ["triton", "--onnx", "m.onnx", "--repo", "repo"], 1, ["repo/osnet is a file", "--name"]),
 ]
 
+OPENVINO_CASES = [
+    ("openvino-output-suffix", None, ["openvino", "--onnx", "m.onnx", "-o", "m.onnx"], 1,
+     ["-o m.onnx", ".xml"]),
+    ("openvino-output-is-dir", lambda ws: (ws / "d.xml").mkdir(),
+     ["openvino", "--onnx", "m.onnx", "-o", "d.xml"], 1, ["d.xml is a directory"]),
+    ("openvino-weights-file-is-dir", lambda ws: (ws / "m.bin").mkdir(),
+     ["openvino", "--onnx", "m.onnx", "-o", "m.xml"], 1, ["m.bin is a directory"]),
+    ("openvino-truncated-graph", None, ["openvino", "--onnx", "truncated.onnx"], 1,
+     ["truncated.onnx"]),
+    ("openvino-checkpoint-as-graph", None, ["openvino", "--onnx", "w.pth"], 1, ["w.pth"]),
+]
+
 BENCH_CASES = [
     ("bench-nothing", None, [], 1, ["nothing to benchmark"]),
     ("bench-triton-target", None, ["--triton", "osnet"], 1, ["--triton osnet", "HOST:PORT/MODEL"]),
     ("bench-triton-nobody-there", None, ["--triton", "127.0.0.1:9/osnet"], 1,
      ["no Triton server answers at 127.0.0.1:9"]),
+    ("bench-openvino-checkpoint", None, ["--openvino", "w.pth"], 1, ["OpenVINO runs an .onnx"]),
     ("bench-clients-negative", None, ["--onnx", "m.onnx", "--clients", "-1"], 1, ["--clients -1"]),
     ("bench-json-onto-graph", None, ["--onnx", "m.onnx", "--json", "m.onnx"], 1,
      ["--json m.onnx", ".json"]),
@@ -297,7 +310,7 @@ BENCH_CASES = [
 ]
 
 
-CASES = [(export_app, *c) for c in EXPORT_CASES + TRITON_CASES] + \
+CASES = [(export_app, *c) for c in EXPORT_CASES + TRITON_CASES + OPENVINO_CASES] + \
     [(bench_app, *c) for c in BENCH_CASES]
 
 

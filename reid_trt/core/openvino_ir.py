@@ -1,0 +1,66 @@
+"""OpenVINO: the import, device names, and the preprocessing contract in an IR's runtime info
+(written by `reid-export openvino`, read by the OpenVINO backend), so an .xml carries what an
+exported .onnx carries in its metadata."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from reid_trt.core.contract import METADATA_PREFIX, Contract
+from reid_trt.core.errors import MissingDependencyError, ReidTrtError
+from reid_trt.core.options import ConfigError
+
+RT_INFO_KEY = "reid_trt"  # rt_info section: reid_trt/<contract field> = JSON value
+_DEVICE = re.compile(r"^(cpu|gpu|npu|auto)(?:[.:](\d{1,2}))?$")
+
+
+def openvino(purpose: str = "running models with OpenVINO"):
+    try:
+        import openvino as ov
+    except ImportError:
+        raise MissingDependencyError("openvino", "openvino", purpose) from None
+    return ov
+
+
+def ov_device(value: str | None, field: str = "device") -> str:
+    """'cpu', 'gpu', 'gpu:N' (or 'gpu.N'), 'npu' or 'auto' -> OpenVINO's CPU, GPU, GPU.N, NPU,
+    AUTO; None -> CPU."""
+    found = _DEVICE.match(str(value).strip().lower()) if value is not None else None
+    if value is None:
+        return "CPU"
+    if found is None or (found.group(2) is not None and found.group(1) != "gpu"):
+        raise ConfigError(field, value, "OpenVINO runs on 'cpu', 'gpu', 'gpu:N', 'npu' or 'auto'")
+    name = found.group(1).upper()
+    return f"{name}.{found.group(2)}" if found.group(2) is not None else name
+
+
+def write_contract(model, contract: Contract) -> None:
+    """Stores `contract` in an ov.Model's runtime info (saved with the IR)."""
+    for key, value in contract.to_metadata().items():
+        model.set_rt_info(value, [RT_INFO_KEY, key.removeprefix(METADATA_PREFIX)])
+
+
+def read_contract(model, source: Path | str) -> Contract:
+    """The contract an IR carries; one without it is an error that says how to make one."""
+    if not model.has_rt_info([RT_INFO_KEY]):
+        raise ReidTrtError(f"{source} carries no reid-trt contract in its runtime info; convert "
+                           "the .onnx from reid-export with 'reid-export openvino'")
+    section = model.get_rt_info([RT_INFO_KEY])
+    try:
+        keys = list(section.astype(dict))
+    except Exception:  # an rt_info entry of another shape
+        raise ReidTrtError(f"{source}: its '{RT_INFO_KEY}' runtime info is not a mapping; "
+                           "convert the model again with 'reid-export openvino'") from None
+    meta = {METADATA_PREFIX + k: model.get_rt_info([RT_INFO_KEY, k]).astype(str) for k in keys}
+    return Contract.from_metadata(meta, str(source))
+
+
+def ir_files(xml: Path) -> tuple[Path, Path]:
+    """(.xml, .bin) of an IR; the weights must lie beside the topology."""
+    xml = Path(xml)
+    weights = xml.with_suffix(".bin")
+    if not weights.is_file():
+        raise ReidTrtError(f"{xml}: no weights file {weights.name} beside it; an OpenVINO IR is "
+                           "an .xml and its .bin, copy both")
+    return xml, weights
