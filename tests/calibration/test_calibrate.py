@@ -86,6 +86,21 @@ def test_int8_holds_on_cameras_it_never_saw(calibrated, sources, unseen):
         assert report["int8_work"]["gemv_layers_float"] == 49
 
 
+def test_int8_graph_holds_on_openvino_as_it_is(calibrated, sources, unseen):
+    """The same file on OpenVINO (issue 14): its integer kernels meet the same levels."""
+    from reid_trt.runtime.embedder import Embedder
+
+    for name, result in calibrated.items():
+        fp32 = ort.InferenceSession(sources[name][0].SerializeToString(),
+                                    providers=["CPUExecutionProvider"])
+        contract = contract_of(sources[name][0])
+        with Embedder(result.path, backend="openvino", normalize=False) as int8:
+            for label, crops in unseen.items():
+                x = graph_input(crops, contract)
+                cos = cosine_rows(int8.backend.run(x), fp32.run(None, {"images": x})[0])
+                assert cos.mean() >= 0.995 and cos.min() >= 0.98, (name, label)
+
+
 def test_one_camera_is_said_loudly_and_judged_on_shifts(calibrated):
     report = calibrated["msmt17"].report
     assert report["protocol"]["split"] == "single camera"
