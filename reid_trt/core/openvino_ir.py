@@ -26,9 +26,9 @@ def openvino(purpose: str = "running models with OpenVINO"):
 def ov_device(value: str | None, field: str = "device") -> str:
     """'cpu', 'gpu', 'gpu:N' (or 'gpu.N'), 'npu' or 'auto' -> OpenVINO's CPU, GPU, GPU.N, NPU,
     AUTO; None -> CPU."""
-    found = _DEVICE.match(str(value).strip().lower()) if value is not None else None
     if value is None:
         return "CPU"
+    found = _DEVICE.match(str(value).strip().lower())
     if found is None or (found.group(2) is not None and found.group(1) != "gpu"):
         raise ConfigError(field, value, "OpenVINO runs on 'cpu', 'gpu', 'gpu:N', 'npu' or 'auto'")
     name = found.group(1).upper()

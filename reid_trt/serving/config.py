@@ -203,8 +203,8 @@ def check_config(config, spec: ModelSpec, source: str | Path = "config.pbtxt") -
     if any(not 1 <= b <= config.max_batch_size for b in batching):
         problems.append(f"preferred batch sizes {list(batching)} exceed max_batch_size")
     try:
-        served = Contract.from_dict(json.loads(config.parameters[CONTRACT_KEY].string_value))
-    except (ValueError, ReidTrtError) as e:
+        served = served_contract(config, str(source))
+    except ReidTrtError as e:
         problems.append(f"parameter {CONTRACT_KEY} is not a preprocessing contract ({e})")
     else:
         if served != spec.contract:
