@@ -7,7 +7,12 @@ run and on the same real osnet_x0_25 (MSMT17) weights and MOT17 ground-truth box
   - pytorch fp32: the Embedder's PyTorch backend (OpenCV preprocessing, same eager model),
   - ort fp32:     the Embedder on the exported FP32 graph (ONNX Runtime),
   - ort fp32 u8-in: the same graph taking raw uint8 BGR crops (normalisation inside the graph),
-  - ort int8:     the calibrated Q/DQ INT8 graph (reid-export calibrate --unquantized fp32).
+  - ort int8:     the calibrated Q/DQ INT8 graph (reid-export calibrate --unquantized fp32,
+                  defaults otherwise),
+  - openvino fp32 / int8: the FP32 and INT8 graphs on OpenVINO (normalisation compiled into the
+                  model by its PrePostProcessor, as Embedder(backend="openvino") does),
+  - openvino fp32, numpy normalisation: the same without it; its compute column is OpenVINO's
+                  raw compute on the preprocessed float batch, the base of the e2e/compute ratio.
 On a machine with a GPU, pass --engine model.plan to add TensorRT engines.
 
 Run: .venv/bin/python benchmarks/embedder_vs_torchreid.py [--out benchmarks/results] [--quick]
@@ -34,6 +39,8 @@ from reid_trt.core.contract import Contract
 from reid_trt.core.defaults import IMAGENET_MEAN, IMAGENET_STD
 from reid_trt.export.api import ExportConfig, export_onnx
 from reid_trt.models.checkpoint import load_model
+from reid_trt.runtime.backends.openvino import OpenVINOBackend
+from reid_trt.runtime.embedder import Embedder
 
 DATA = Path(os.environ.get("REID_TRT_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
 WEIGHTS = DATA / "weights" / "osnet_x0_25_msmt17.pth"
@@ -85,6 +92,12 @@ class TorchreidStyle:
         pass
 
 
+def raw_openvino(graph: Path) -> Subject:
+    embedder = Embedder(graph, backend="openvino")
+    embedder._attach(OpenVINOBackend(graph, preprocess_in_model=False), None, True)
+    return Subject("openvino fp32, numpy normalisation", "subject", graph, embedder, True)
+
+
 def graphs(folder: Path, quick: bool) -> list[Path]:
     fp32 = export_onnx(WEIGHTS, folder / "osnet.onnx", ExportConfig()).path
     u8 = export_onnx(WEIGHTS, folder / "osnet.u8.onnx",
@@ -94,7 +107,7 @@ def graphs(folder: Path, quick: bool) -> list[Path]:
     source, sha, _ = source_graph(None, WEIGHTS)
     # Unquantized layers in FP32: ONNX Runtime's CPU kernels are FP32 (FP16 would only add casts).
     int8 = calibrate_onnx(source, sha, MOT, folder / "osnet.int8.onnx",
-                          CalibrationConfig(size=128, method="minmax", unquantized="fp32")).path
+                          CalibrationConfig(unquantized="fp32")).path
     return [fp32, u8, int8]
 
 
@@ -109,7 +122,10 @@ def main() -> None:
                          runs=6 if args.quick else 30, crops_dir=MOT, num_crops=64,
                          device=args.device)
     with tempfile.TemporaryDirectory() as tmp:
-        subjects = open_subjects(args.engine, graphs(Path(tmp), args.quick), WEIGHTS, config)
+        onnx = graphs(Path(tmp), args.quick)
+        on_openvino = [onnx[0], *onnx[2:]]  # FP32 and INT8; OpenVINO compiles uint8 in itself
+        subjects = open_subjects(args.engine, onnx, WEIGHTS, config, openvino=on_openvino)
+        subjects.append(raw_openvino(onnx[0]))
         reference = Subject("torchreid-style (PIL + eager)", "baseline", WEIGHTS,
                             TorchreidStyle(WEIGHTS), True)
         with console.status("benchmarking") as status:

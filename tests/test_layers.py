@@ -12,14 +12,16 @@ import reid_trt
 PACKAGE = Path(reid_trt.__file__).parent
 # Bottom to top. core: what all stages share; data: images and datasets; then the pipeline's
 # stages in order; runtime (Embedder) may use the models for .pth files; serving (Triton) runs
-# and calls Embedders; bench and the CLI on top.
+# and calls Embedders; integrations adapt Embedders and models to trackers; bench and the CLI on
+# top.
 LAYERS = ["core", "data", "models", "export", "calibration", "engine", "runtime", "serving",
-          "bench", "cli"]
+          "integrations", "bench", "cli"]
 TOP_LEVEL = {"demo": "cli"}  # reid_trt/demo.py drives every stage, as the CLI does
 # The runtime consumes artifacts (graphs, engines, checkpoints) through core's readers: it sits
 # beside the stages that make them, not on top of them, so apps never pull in export machinery.
 NOT_BELOW = {"runtime": {"export", "calibration", "engine"},
-             "serving": {"export", "calibration", "engine"}}
+             "serving": {"export", "calibration", "engine"},
+             "integrations": {"export", "calibration", "engine"}}
 
 
 def layer_of(module: str) -> int | None:

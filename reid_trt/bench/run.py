@@ -124,7 +124,9 @@ def open_subjects(engines: list[Path], graphs: list[Path], weights: Path | None,
         same = None if not (weights_sha and source) else source == weights_sha
         label = {"onnxruntime": "ort", "tensorrt": "trt", "openvino": "openvino"}.get(
             embedder.backend_name)
-        label += f" {precision}" + (" u8-in" if embedder.contract.input_format == "uint8-bgr" else "")
+        # u8-in: the file takes uint8 (not OpenVINO compiling the normalisation in)
+        model = getattr(embedder.backend, "model_contract", embedder.contract)
+        label += f" {precision}" + (" u8-in" if model.uint8_input else "")
         subjects.append(Subject(label, "subject", Path(path), embedder, same))
     for target in served:
         from reid_trt.serving.client import TritonEmbedder, parse_target

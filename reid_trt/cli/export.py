@@ -21,8 +21,10 @@ from reid_trt.cli.common import (
 )
 from reid_trt.core import defaults
 from reid_trt.core.errors import ReidTrtError
+from reid_trt.core.fileio import check_output
 from reid_trt.core.options import (
     CalibrationMethod,
+    Consumer,
     HardwareCompatibility,
     InputFormat,
     InstanceNormPath,
@@ -80,9 +82,14 @@ def onnx_cmd(
         = Precision.FP32,
     io_dtype: Annotated[Precision, typer.Option(help="Float I/O dtype of an fp16 graph.")]
         = Precision.FP32,
-    input_format: Annotated[InputFormat, typer.Option(
-        "--input", help="float: N,3,H,W normalised RGB; uint8-bgr: N,H,W,3 raw OpenCV crops, "
-        "preprocessing inside the graph.")] = InputFormat.FLOAT,
+    input_format: Annotated[InputFormat | None, typer.Option(
+        "--input", help="float: N,3,H,W normalised RGB [default]; uint8-bgr: N,H,W,3 raw OpenCV "
+        "crops; float-rgb255 / float-rgb01: N,3,H,W RGB pixel values; all but float normalise "
+        "inside the graph.", show_default=False)] = None,
+    consumer: Annotated[Consumer | None, typer.Option(
+        "--for", help="A tracker's input rules: boxmot (tensor names, architecture in the file "
+        "name), ultralytics (RGB/255 input), deepstream (RGB 0-255 input, for reid-export "
+        "deepstream).", show_default=False)] = None,
     normalize: Annotated[bool, typer.Option("--normalize/--no-normalize",
                                             help="L2-normalise embeddings in the graph.")] = False,
     input_size: Annotated[str, typer.Option(help="HEIGHTxWIDTH of the model input.")] = "256x128",
@@ -91,6 +98,7 @@ def onnx_cmd(
 ):
     """Export a checkpoint to ONNX, verified against PyTorch before it is written."""
     from reid_trt.export.api import ExportConfig, check_export_output, export_onnx
+    from reid_trt.export.consumers import consumer_input_format
 
     height, width = parse_size(input_size)
     if batch is not None and dynamic_batch:
@@ -98,9 +106,10 @@ def onnx_cmd(
     if batch is None and dynamic_batch is False:
         batch = 1
     config = ExportConfig(variant=variant, precision=precision, io_dtype=io_dtype,
-                          input_format=input_format, normalize=normalize,
-                          batch=batch, opset=opset, height=height,
-                          width=width, trust_checkpoint=trust_checkpoint)
+                          input_format=consumer_input_format(consumer, input_format),
+                          normalize=normalize,
+                          batch=batch, opset=opset, height=height, width=width,
+                          trust_checkpoint=trust_checkpoint, consumer=consumer)
     check_export_output(weights, output, config)  # before the crops are read
     _print_export(export_onnx(weights, output, config, read_verify_crops(verify_data)))
 
@@ -280,6 +289,45 @@ def openvino_cmd(
     result = export_openvino(onnx_path, output)
     console.print(f"verified    {result.parity.summary()}")
     console.print(f"[green]wrote[/]       {result.xml} and {result.weights.name}")
+
+
+@app.command("deepstream")
+@fails_cleanly
+def deepstream_cmd(
+    output: Annotated[Path, typer.Option("--output", "-o", help="Tracker config to write (.yml), "
+                                         "or with --check the one to check.",
+                                         show_default=False)],
+    engine: Annotated[Path | None, typer.Option("--engine", help="Engine (.plan/.engine with its "
+                                                "manifest) built from a --for deepstream graph."
+                                                )] = None,
+    onnx_path: Annotated[Path | None, typer.Option("--onnx", help="Or the graph itself "
+                                                   "(DeepStream builds and caches the engine)."
+                                                   )] = None,
+    tracker: Annotated[str, typer.Option(help="nvdcf (reidType 2: re-association) or deepsort "
+                                         "(reidType 1).")] = "nvdcf",
+    batch: Annotated[int | None, typer.Option(help="batchSize [the engine profile's maximum; "
+                                              "100 for a graph].", show_default=False)] = None,
+    gpu_id: Annotated[int, typer.Option(help="GPU in the cached engine's name.")] = 0,
+    check: Annotated[bool, typer.Option("--check", help="Check the ReID section of an existing "
+                                        "config against the model instead of writing one.")]
+        = False,
+):
+    """Write the ReID section of a DeepStream nvtracker config (NvDCF / NvDeepSORT) with every
+    number taken from the model, or check an existing one."""
+    from reid_trt.integrations import deepstream
+
+    if check:
+        deepstream.check_reid_config(output, engine, onnx_path)
+        console.print(f"[green]ok[/]          {output}: its ReID section matches the model")
+        return
+    check_output(output, "-o", (".yml", ".yaml"), inputs=[engine, onnx_path])
+    section = deepstream.reid_section(output, engine=engine, onnx_path=onnx_path,
+                                      tracker=tracker, batch=batch, gpu=gpu_id)
+    deepstream.write_reid_config(output, section)
+    console.print(f"ReID        networkMode {section['networkMode']}, batchSize "
+                  f"{section['batchSize']}, inferDims {section['inferDims']}, offsets 0, "
+                  "netScaleFactor 1 (normalisation inside the graph)")
+    console.print(f"[green]wrote[/]       {output}")
 
 
 @app.command("triton")

@@ -61,6 +61,12 @@ class Contract:
         return self.input_format == InputFormat.UINT8_BGR
 
     @property
+    def pixel_scale(self) -> float | None:
+        """What one 8-bit pixel step is in the graph's input, for formats that normalise inside
+        from float pixels (1 for 0-255, 1/255 for 0-1); None when normalisation is outside."""
+        return {InputFormat.RGB255: 1.0, InputFormat.RGB01: 1.0 / 255.0}.get(self.input_format)
+
+    @property
     def layout(self) -> str:
         return "NHWC" if self.uint8_input else "NCHW"
 

@@ -30,6 +30,18 @@ class Precision(Choice):
 class InputFormat(Choice):
     FLOAT = "float"  # N,3,H,W float RGB, mean/std-normalised outside the graph
     UINT8_BGR = "uint8-bgr"  # N,H,W,3 uint8 BGR as OpenCV crops; normalisation in the graph
+    # N,3,H,W float RGB pixel values, mean/std in the graph: 0-255 as DeepStream's nvtracker feeds
+    # it (offsets 0, netScaleFactor 1), 0-1 as Ultralytics' trackers feed it (RGB / 255).
+    RGB255 = "float-rgb255"
+    RGB01 = "float-rgb01"
+
+
+class Consumer(Choice):
+    """Trackers a graph can be exported for (`reid-export onnx --for`)."""
+
+    BOXMOT = "boxmot"
+    ULTRALYTICS = "ultralytics"
+    DEEPSTREAM = "deepstream"
 
 
 class TrtFlavour(Choice):

@@ -89,10 +89,15 @@ def preprocess_numpy(crops: Sequence[np.ndarray], size: tuple[int, int] = (
 
 
 def graph_input(crops: Sequence[np.ndarray], contract) -> np.ndarray:
-    """Crops -> the batch a graph with this `Contract` takes, in its input dtype: resized, and
-    normalised to N,3,H,W float unless the graph takes raw uint8 BGR and normalises inside."""
+    """Crops -> the batch a graph with this `Contract` takes, in its input dtype: resized, then
+    uint8 BGR as it is, N,3,H,W RGB pixel values (0-255 or 0-1) for graphs that normalise inside,
+    or mean/std-normalised N,3,H,W RGB."""
     batch = resize_bgr(crops, (contract.height, contract.width))
     if contract.uint8_input:
         return batch
-    x = normalize_nhwc_bgr(batch, contract.mean, contract.std)
+    if contract.pixel_scale is not None:  # x * scale: mean 0, std 1 / (255 * scale)
+        std = 1.0 / (255.0 * contract.pixel_scale)
+        x = normalize_nhwc_bgr(batch, (0.0, 0.0, 0.0), (std, std, std))
+    else:
+        x = normalize_nhwc_bgr(batch, contract.mean, contract.std)
     return x.astype(np.float16) if contract.io_dtype == "fp16" else x

@@ -15,6 +15,7 @@ from reid_trt.core.fileio import atomic_path, check_output, sha256_file
 from reid_trt.core.onnxio import load_onnx
 from reid_trt.core.options import (
     ConfigError,
+    Consumer,
     InputFormat,
     Precision,
     batch_size,
@@ -22,6 +23,7 @@ from reid_trt.core.options import (
     coerce_choices,
     input_side,
 )
+from reid_trt.export.consumers import check_boxmot_name, check_consumer, tensor_names
 
 
 @dataclass(frozen=True)
@@ -38,9 +40,13 @@ class ExportConfig:
     height: int = defaults.INPUT_HEIGHT
     width: int = defaults.INPUT_WIDTH
     trust_checkpoint: bool = False
+    consumer: Consumer | None = None  # a tracker's input rules (consumers.py); None: ours
 
     def __post_init__(self):
         coerce_choices(self, precision=Precision, io_dtype=Precision, input_format=InputFormat)
+        if self.consumer is not None:
+            coerce_choices(self, consumer=Consumer)
+            object.__setattr__(self, "input_format", check_consumer(self))
         if self.precision == Precision.INT8:
             raise ConfigError("precision", "int8", "export writes fp32 or fp16 graphs; INT8 "
                               "graphs come from 'reid-export calibrate'")
@@ -75,6 +81,8 @@ def default_output(weights: Path, precision: str) -> Path:
 def check_export_output(weights: Path, output: Path | None, config: ExportConfig,
                         option: str = "-o") -> Path:
     output = Path(output) if output else default_output(Path(weights), config.precision)
+    if config.consumer == Consumer.BOXMOT:
+        check_boxmot_name(output)
     return check_output(output, option, (".onnx",), inputs=[weights])
 
 
@@ -97,8 +105,10 @@ def export_onnx(weights: Path | str, output: Path | str | None = None,
         variant=loaded.variant, height=config.height, width=config.width,
         input_format=config.input_format, normalized=config.normalize,
         precision=config.precision, io_dtype=config.io_dtype,
-        weights_sha256=sha256_file(weights),
+        weights_sha256=sha256_file(weights), **tensor_names(config.consumer),
     )
+    if config.consumer == Consumer.BOXMOT:
+        check_boxmot_name(output, loaded.variant)
     model = onnx_from_model(loaded.model, contract, batch=config.batch, opset=config.opset)
     parity = verify_against_torch(model, loaded.model, contract, verify_crops)
     require_parity(parity, f"the exported {config.precision} graph of {weights}")

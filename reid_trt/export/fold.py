@@ -33,17 +33,20 @@ def fold_batchnorm(model: nn.Module) -> nn.Module:
 
 
 @torch.no_grad()
-def fold_bgr_uint8_input(model: nn.Module, mean, std) -> torch.Tensor:
-    """Makes the stem take raw BGR pixel values; returns the per-channel shift to add before it.
+def fold_pixel_input(model: nn.Module, mean, std, pixel_max: float = 255.0,
+                     bgr: bool = False) -> torch.Tensor:
+    """Makes the stem take pixel values (0..pixel_max, RGB or BGR); returns the per-channel
+    shift to add before it.
 
-    normalised_rgb[c] = (x[2-c] / 255 - mean[c]) / std[c] = a[c] * (x[2-c] + shift), with
-    a = 1 / (255 std) and shift = -255 mean. The channel swap and the scale a go into the conv
-    weights; the shift stays as one Add before the conv. That is exact even at the borders:
-    the conv's zero padding sits where the normalised image is zero, just as in PyTorch.
+    normalised_rgb[c] = (x[c'] / pixel_max - mean[c]) / std[c] = a[c] * (x[c'] + shift), with
+    a = 1 / (pixel_max std), shift = -pixel_max mean and c' = 2 - c for BGR. The channel swap and
+    the scale a go into the conv weights; the shift stays as one Add before the conv. That is
+    exact even at the borders: the conv's zero padding sits where the normalised image is zero,
+    just as in PyTorch.
     """
     conv = model.conv1.conv
-    rgb_scale = 1.0 / (255.0 * torch.tensor(std, dtype=conv.weight.dtype))
+    rgb_scale = 1.0 / (pixel_max * torch.tensor(std, dtype=conv.weight.dtype))
     weight = conv.weight * rgb_scale.view(1, 3, 1, 1)
-    conv.weight.copy_(weight.flip(1))  # input channel 0 is now blue
-    shift_rgb = -255.0 * torch.tensor(mean, dtype=conv.weight.dtype)
-    return shift_rgb.flip(0).view(1, 3, 1, 1)
+    conv.weight.copy_(weight.flip(1) if bgr else weight)  # BGR: input channel 0 is now blue
+    shift = -pixel_max * torch.tensor(mean, dtype=conv.weight.dtype)
+    return (shift.flip(0) if bgr else shift).view(1, 3, 1, 1)

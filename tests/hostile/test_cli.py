@@ -270,6 +270,27 @@ OPENVINO_CASES = [
     ("openvino-checkpoint-as-graph", None, ["openvino", "--onnx", "w.pth"], 1, ["w.pth"]),
 ]
 
+TRACKER_CASES = [
+    ("for-unknown-tracker", None, ["onnx", "-w", "w.pth", "--for", "norfair"], 2, ["--for"]),
+    ("for-boxmot-no-architecture", None, ["onnx", "-w", "w.pth", "--for", "boxmot", "-o",
+                                          "reid.onnx"], 1, ["-o reid.onnx", "architecture"]),
+    ("for-deepstream-with-input", None, ["onnx", "-w", "w.pth", "--for", "deepstream", "--input",
+                                         "uint8-bgr", "-o", "x.onnx"], 1,
+     ["--input uint8-bgr", "deepstream feeds float-rgb255"]),
+    ("deepstream-float-graph", None, ["deepstream", "--onnx", "m.onnx", "-o", "t.yml"], 1,
+     ["m.onnx takes float input", "--for deepstream"]),
+    ("deepstream-engine-of-float-graph", None, ["deepstream", "--engine", "m.plan", "-o",
+                                                "t.yml"], 1, ["m.plan takes float input"]),
+    ("deepstream-output-suffix", None, ["deepstream", "--onnx", "m.onnx", "-o", "t.txt"], 1,
+     ["-o t.txt", ".yml"]),
+    ("deepstream-nothing", None, ["deepstream", "-o", "t.yml"], 1,
+     ["pass either --engine PLAN or --onnx MODEL"]),
+    ("deepstream-check-missing", None, ["deepstream", "--onnx", "m.onnx", "-o", "none.yml",
+                                        "--check"], 1, ["m.onnx takes float input"]),
+    ("deepstream-check-not-yaml", lambda ws: ws.write("bad.yml", "ReID: [unclosed"),
+     ["deepstream", "--onnx", "m.onnx", "-o", "bad.yml", "--check"], 1, ["m.onnx"]),
+]
+
 BENCH_CASES = [
     ("bench-nothing", None, [], 1, ["nothing to benchmark"]),
     ("bench-triton-target", None, ["--triton", "osnet"], 1, ["--triton osnet", "HOST:PORT/MODEL"]),
@@ -310,7 +331,8 @@ BENCH_CASES = [
 ]
 
 
-CASES = [(export_app, *c) for c in EXPORT_CASES + TRITON_CASES + OPENVINO_CASES] + \
+CASES = [(export_app, *c) for c in EXPORT_CASES + TRITON_CASES + OPENVINO_CASES +
+                                      TRACKER_CASES] + \
     [(bench_app, *c) for c in BENCH_CASES]
 
 

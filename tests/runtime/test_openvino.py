@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import sys
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -14,7 +15,7 @@ from reid_trt.cli.export import app as export_app
 from reid_trt.core.contract import contract_of
 from reid_trt.core.errors import MissingDependencyError, ReidTrtError
 from reid_trt.core.onnxio import load_onnx
-from reid_trt.core.options import ConfigError
+from reid_trt.core.options import ConfigError, InputFormat
 from reid_trt.runtime.embedder import Embedder
 
 runner = CliRunner()
@@ -55,8 +56,30 @@ def test_ir_carries_the_contract(graphs, ir):
     assert ir.with_suffix(".bin").stat().st_size > 500_000
     with Embedder(ir) as embedder:  # chosen by suffix
         assert embedder.backend_name == "openvino"
-        assert embedder.contract == contract_of(load_onnx(graph))
+        assert embedder.backend.model_contract == contract_of(load_onnx(graph))
+        # normalisation compiled in: the Embedder feeds resized uint8 BGR
+        assert embedder.contract == replace(contract_of(load_onnx(graph)),
+                                            input_format=InputFormat.UINT8_BGR)
     assert sorted(p.name for p in ir.parent.iterdir()) == ["osnet.bin", "osnet.xml"]
+
+
+def test_preprocessing_in_the_model_keeps_the_contract(ir, crops):
+    """PrePostProcessor's uint8 BGR NHWC input against NumPy normalisation, and against
+    torchreid's PIL resize (the level tests/runtime/test_embedder.py sets for our OpenCV path)."""
+    from PIL import Image
+
+    from reid_trt.runtime.backends.openvino import OpenVINOBackend
+
+    with Embedder(ir) as inside, Embedder(ir) as numpy_path:
+        numpy_path._attach(OpenVINOBackend(ir, preprocess_in_model=False), None, True)
+        assert inside.backend.input_dtype == np.uint8
+        assert numpy_path.backend.input_dtype == np.float32
+        want = numpy_path.embed(crops)
+        assert np.einsum("ij,ij->i", inside.embed(crops), want).min() >= 0.99999
+        pil = [np.asarray(Image.fromarray(c[..., ::-1]).resize((128, 256), Image.BILINEAR))
+               [..., ::-1] for c in crops]
+        cos = np.einsum("ij,ij->i", inside.embed(pil), numpy_path.embed(crops))
+        assert cos.mean() >= 0.9995 and cos.min() >= 0.998
 
 
 def test_concurrent_callers(ir, crops):

@@ -4,6 +4,7 @@ Intel CPUs, GPUs and NPUs."""
 from __future__ import annotations
 
 import queue
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -13,14 +14,18 @@ from reid_trt.core.contract import contract_of
 from reid_trt.core.errors import ReidTrtError
 from reid_trt.core.onnxio import load_onnx
 from reid_trt.core.openvino_ir import ir_files, openvino, ov_device, read_contract
+from reid_trt.core.options import InputFormat
 
 
 class OpenVINOBackend:
     name = "openvino"
     accepts_device_tensors = False
 
-    def __init__(self, path: Path, device: str | None = None):
-        """`device`: cpu, gpu, gpu:N, npu or auto (default cpu)."""
+    def __init__(self, path: Path, device: str | None = None, preprocess_in_model: bool = True):
+        """`device`: cpu, gpu, gpu:N, npu or auto (default cpu). `preprocess_in_model`: a graph
+        that takes normalised float NCHW RGB is compiled to take the resized uint8 BGR NHWC
+        batch instead (see _with_preprocessing); `contract` then says so, and the model's own
+        contract is `model_contract`."""
         ov = openvino()
         target = ov_device(device)
         core = ov.Core()
@@ -28,20 +33,24 @@ class OpenVINOBackend:
         if path.suffix.lower() == ".xml":
             ir_files(path)
             model = self._read(core, path)
-            self.contract = read_contract(model, path)
+            self.model_contract = read_contract(model, path)
         else:
-            self.contract = contract_of(load_onnx(path, "model"), str(path))
+            self.model_contract = contract_of(load_onnx(path, "model"), str(path))
             model = self._read(core, path)
         if len(model.inputs) != 1 or len(model.outputs) != 1:
             raise ReidTrtError(f"{path} has {len(model.inputs)} inputs and {len(model.outputs)} "
                                "outputs; an OSNet model from reid-export has one of each")
+        self.contract = self.model_contract
+        if preprocess_in_model and self.contract.input_format == InputFormat.FLOAT:
+            model = _with_preprocessing(ov, model, self.contract)
+            self.contract = replace(self.contract, input_format=InputFormat.UINT8_BGR)
         batch = model.inputs[0].get_partial_shape()[0]
         self.limits = BatchLimits(static=None if batch.is_dynamic else batch.get_length())
         # LATENCY: every core on each call, as Embedder's callers wait for each batch. The
         # precision hint keeps the graph's precision: OpenVINO's CPU plugin otherwise computes in
         # bf16 on CPUs that have it (min cosine 0.9988 to FP32 measured on an EPYC), its GPU
         # plugin in f16.
-        hint = "f16" if self.contract.precision == "fp16" and target != "CPU" else "f32"
+        hint = "f16" if self.model_contract.precision == "fp16" and target != "CPU" else "f32"
         try:
             self.compiled = core.compile_model(model, target, {
                 "PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": hint})
@@ -81,3 +90,23 @@ class OpenVINOBackend:
     def close(self) -> None:
         self.compiled = None
         self.requests = queue.Queue()
+
+
+def _with_preprocessing(ov, model, contract):
+    """The model behind OpenVINO's PrePostProcessor: resized uint8 BGR NHWC in; conversion to
+    float, BGR->RGB, mean/std and the NCHW transpose compiled into the model, where the CPU plugin
+    fuses them into the first convolution's input. Measured on the real osnet_x0_25, 2-core EPYC:
+    batch 32 end to end 49.6 ms against 72.7 ms with NumPy normalisation (a quarter of the input
+    bytes cross into the plugin); embeddings equal to the NumPy path's (cosine to torchreid's PIL
+    path unchanged, tests/runtime/test_openvino.py). Resizing stays in OpenCV: a batch needs one
+    size, and OpenVINO's linear resize does not antialias when shrinking as PIL's does."""
+    from openvino.preprocess import ColorFormat, PrePostProcessor
+
+    ppp = PrePostProcessor(model)
+    ppp.input().tensor().set_element_type(ov.Type.u8).set_layout(ov.Layout("NHWC")) \
+        .set_color_format(ColorFormat.BGR)
+    ppp.input().model().set_layout(ov.Layout("NCHW"))
+    steps = ppp.input().preprocess().convert_element_type(ov.Type.f32)
+    steps.convert_color(ColorFormat.RGB)
+    steps.mean([255.0 * m for m in contract.mean]).scale([255.0 * s for s in contract.std])
+    return ppp.build()

@@ -1,0 +1,38 @@
+"""Real MOT17 frames with their ground-truth boxes as detections, and the consumers' packages
+(installed by `make test`; missing one fails in CI and skips elsewhere)."""
+
+from __future__ import annotations
+
+import importlib
+
+import cv2
+import numpy as np
+import pytest
+
+from tests.conftest import IN_CI
+
+
+def consumer(module: str):
+    try:
+        return importlib.import_module(module)
+    except ImportError as e:
+        if IN_CI:
+            pytest.fail(f"{module} is not installed ({e}); make test installs it")
+        pytest.skip(f"{module} is not installed")
+
+
+@pytest.fixture(scope="session")
+def mot_frames(shared_data) -> dict[str, list[tuple[np.ndarray, np.ndarray]]]:
+    """Sequence -> [(BGR frame, N x 4 ground-truth boxes x0, y0, x1, y1)] of visible pedestrians,
+    in frame order."""
+    from reid_trt.data.mot import frames, pedestrian_boxes, read_gt
+
+    root = shared_data / "reid" / "mot17-mini" / "train"
+    out = {}
+    for sequence in ("MOT17-02-FRCNN", "MOT17-04-FRCNN"):
+        gt = read_gt(root / sequence)
+        out[sequence] = []
+        for number, path in frames(root / sequence):
+            boxes = np.array([box for _, box in pedestrian_boxes(gt, number)], dtype=np.float64)
+            out[sequence].append((cv2.imread(str(path)), boxes))
+    return out

@@ -1,0 +1,117 @@
+"""BoxMOT 25 (the PyPI package) with reid-trt: BoxMOTReID as a tracker's reid_model against
+BoxMOT's own OSNet backend on the same weights, and a `--for boxmot` graph loaded by BoxMOT's own
+ONNX backend as it is; over real MOT17 frames, ground-truth boxes as detections."""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from reid_trt.cli.export import app as export_app
+from reid_trt.core.errors import ReidTrtError
+from reid_trt.integrations.boxmot import BoxMOTReID
+from reid_trt.runtime.embedder import Embedder
+from tests.integrations.conftest import consumer
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def boxmot():
+    return consumer("boxmot")
+
+
+@pytest.fixture(scope="module")
+def boxmot_own(boxmot, real_weights, tmp_path_factory):
+    """BoxMOT's PyTorch OSNet backend on the same torchreid weights (it wants them as .pt, the
+    architecture in the name)."""
+    from boxmot.reid.core import ReID
+
+    weights = tmp_path_factory.mktemp("boxmot") / "osnet_x0_25_msmt17.pt"
+    shutil.copy(real_weights["msmt17"], weights)
+    return ReID(weights=weights, device="cpu", half=False).model
+
+
+@pytest.fixture(scope="module")
+def boxmot_graph(real_weights, tmp_path_factory):
+    out = tmp_path_factory.mktemp("boxmot-graph") / "osnet_x0_25_msmt17.onnx"
+    result = runner.invoke(export_app, ["onnx", "-w", str(real_weights["msmt17"]),
+                                        "--for", "boxmot", "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    return out
+
+
+def boxes_with_scores(boxes: np.ndarray) -> np.ndarray:
+    """BoxMOT's detections: x0, y0, x1, y1, confidence, class."""
+    return np.c_[boxes, np.ones(len(boxes)), np.zeros(len(boxes))]
+
+
+def track(boxmot, reid_model, frames) -> list[dict]:
+    """BoT-SORT over the frames: per frame, box -> track id (boxes matched by position)."""
+    tracker = boxmot.BotSort(reid_model=reid_model)
+    out = []
+    for frame, boxes in frames:
+        tracks = tracker.update(boxes_with_scores(boxes), frame)
+        # columns: x0, y0, x1, y1, id, conf, cls, det index
+        out.append({int(t[7]): int(t[4]) for t in tracks})
+    return out
+
+
+def test_embeddings_match_boxmot_own_backend(boxmot_own, graphs, mot_frames):
+    ours = BoxMOTReID(graphs["osnet_x0_25", "fp32"], device="cpu")
+    cosines = []
+    for frames in mot_frames.values():
+        for frame, boxes in frames:
+            got, want = ours.get_features(boxes, frame), boxmot_own.get_features(boxes, frame)
+            assert got.shape == want.shape == (len(boxes), 512) and got.dtype == np.float32
+            cosines.append(np.einsum("ij,ij->i", got, want))
+    cos = np.concatenate(cosines)
+    print(f"\n{len(cos)} boxes: cosine to BoxMOT's own backend min {cos.min():.5f}, "
+          f"mean {cos.mean():.5f}")
+    assert len(cos) > 200 and cos.min() >= 0.999
+
+
+def test_botsort_gives_the_same_tracks(boxmot, boxmot_own, graphs, mot_frames):
+    ours = BoxMOTReID(Embedder(graphs["osnet_x0_25", "fp32"], device="cpu"))
+    for sequence, frames in mot_frames.items():
+        want = track(boxmot, boxmot_own, frames)
+        got = track(boxmot, ours, frames)
+        assert got == want, sequence
+        assert len(set(got[-1].values())) >= 10  # real tracks, not an empty output
+
+
+def test_boxmot_loads_the_exported_graph_as_is(boxmot, boxmot_own, boxmot_graph, mot_frames):
+    from boxmot.reid.core import ReID
+
+    theirs = ReID(weights=boxmot_graph, device="cpu", half=False).model
+    assert type(theirs).__name__ == "ONNXBackend"
+    frame, boxes = mot_frames["MOT17-04-FRCNN"][0]
+    cos = np.einsum("ij,ij->i", theirs.get_features(boxes, frame),
+                    boxmot_own.get_features(boxes, frame))
+    assert cos.min() >= 0.9999  # same preprocessing (BoxMOT's), same network
+
+
+def test_odd_boxes_keep_their_rows(graphs, mot_frames):
+    ours = BoxMOTReID(graphs["osnet_x0_25", "fp32"], device="cpu")
+    frame, boxes = mot_frames["MOT17-02-FRCNN"][0]
+    odd = np.array([[-50, -50, -10, -10], [np.nan, 0, 10, 10], [5000, 0, 6000, 10]], float)
+    got = ours.get_features(np.r_[boxes[:2], odd], frame)
+    assert got.shape == (5, 512)
+    np.testing.assert_allclose(np.linalg.norm(got, axis=1), 1.0, atol=1e-5)  # no zero rows
+    np.testing.assert_allclose(got[2], got[3], atol=1e-6)  # both black crops
+    assert ours.get_features(np.empty((0, 6)), frame).shape == (0, 512)
+    with pytest.raises(ReidTrtError, match="oriented boxes are not supported"):
+        ours.get_features(np.zeros((2, 5)), frame)
+
+
+def test_boxmot_names_are_checked(real_weights, tmp_path):
+    for name, message in (("model.onnx", "has none; name it like osnet_x0_25_msmt17.onnx"),
+                          ("osnet_x1_0_market.onnx", "the name says osnet_x1_0 but the "
+                                                     "checkpoint is osnet_x0_25")):
+        result = runner.invoke(export_app, ["onnx", "-w", str(real_weights["msmt17"]),
+                                            "--for", "boxmot", "-o", str(tmp_path / name)])
+        assert result.exit_code == 1 and message in result.output, result.output
+    assert list(tmp_path.iterdir()) == []
