@@ -234,7 +234,15 @@ def test_reid_serve_command_stops_on_ctrl_c(served):
         with TritonEmbedder(grpc, "osnet") as remote:
             assert remote.embed([np.full((300, 100, 3), 90, np.uint8)]).shape == (1, 512)
         process.send_signal(signal.SIGINT)
-        assert process.wait(60) == 0
+        # communicate drains both pipes while waiting (a full pipe would block the command)
+        try:
+            _, err = process.communicate(timeout=90)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            out, err = process.communicate()
+            pytest.fail(f"reid-serve did not stop within 90 s of SIGINT; stdout: {out[-1000:]}"
+                        f" stderr: {err[-2000:]}")
+        assert process.returncode == 0, err[-2000:]
     finally:
         process.kill()
     assert processes_with(f"--grpc-port={grpc.rsplit(':', 1)[1]}") == []
