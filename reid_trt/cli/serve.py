@@ -31,7 +31,9 @@ def serve(
 
     server = TritonServer(repo, host, http_port, grpc_port, metrics_port, timeout)
     # SIGTERM (docker stop, systemd) ends it as Ctrl-C does: the server is stopped, not orphaned.
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    # SIGINT too, even when started with it ignored (background jobs of scripts inherit that).
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, signal.default_int_handler)
     with console.status(f"starting Triton on {repo}"):
         server.start()
     try:

@@ -223,7 +223,9 @@ def test_reid_serve_command_stops_on_ctrl_c(served):
     """The real command line: serves, prints its endpoints, stops cleanly on SIGINT."""
     command = [sys.executable, "-c", "from reid_trt.cli.serve import main; main()", "--repo",
                str(served.repo), "--http-port", "0", "--grpc-port", "0", "--metrics-port", "0"]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # Started with SIGINT ignored, as a script's background job is: Ctrl-C must still stop it.
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
     try:
         line = ""
         deadline = time.monotonic() + 120
