@@ -28,10 +28,8 @@ BOXMOT_NAMES = {"input_name": "images", "output_name": "output"}
 def check_consumer(config) -> InputFormat:
     """The input format an ExportConfig's consumer feeds (the config's own when it says the
     same, or says nothing: float is the default), and its other options against the consumer."""
-    wanted = INPUT_FORMAT[config.consumer]
-    if config.input_format not in (InputFormat.FLOAT, wanted):
-        raise ConfigError("input_format", config.input_format,
-                          f"{config.consumer} feeds {wanted}; drop --input with --for")
+    given = None if config.input_format == InputFormat.FLOAT else config.input_format
+    wanted = consumer_input_format(config.consumer, given)
     if config.consumer == Consumer.ULTRALYTICS and config.io_dtype != "fp32":
         raise ConfigError("io_dtype", config.io_dtype, "Ultralytics feeds float32; keep fp32 I/O "
                           "(an fp16 graph still computes in fp16)")

@@ -4,10 +4,12 @@
 from __future__ import annotations
 
 import importlib
+from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
+from typer.testing import CliRunner
 
 from tests.conftest import IN_CI
 
@@ -19,6 +21,16 @@ def consumer(module: str):
         if IN_CI:
             pytest.fail(f"{module} is not installed ({e}); make test installs it")
         pytest.skip(f"{module} is not installed")
+
+
+def export_for(consumer: str, weights: Path, out: Path) -> tuple[Path, str]:
+    """`reid-export onnx --for consumer`, as a user runs it: (graph, command output)."""
+    from reid_trt.cli.export import app as export_app
+
+    result = CliRunner().invoke(export_app, ["onnx", "-w", str(weights), "--for", consumer,
+                                             "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    return out, result.output
 
 
 @pytest.fixture(scope="session")

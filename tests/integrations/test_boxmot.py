@@ -14,7 +14,7 @@ from reid_trt.cli.export import app as export_app
 from reid_trt.core.errors import ReidTrtError
 from reid_trt.integrations.boxmot import BoxMOTReID
 from reid_trt.runtime.embedder import Embedder
-from tests.integrations.conftest import consumer
+from tests.integrations.conftest import consumer, export_for
 
 runner = CliRunner()
 
@@ -37,11 +37,8 @@ def boxmot_own(boxmot, real_weights, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def boxmot_graph(real_weights, tmp_path_factory):
-    out = tmp_path_factory.mktemp("boxmot-graph") / "osnet_x0_25_msmt17.onnx"
-    result = runner.invoke(export_app, ["onnx", "-w", str(real_weights["msmt17"]),
-                                        "--for", "boxmot", "-o", str(out)])
-    assert result.exit_code == 0, result.output
-    return out
+    return export_for("boxmot", real_weights["msmt17"],
+                      tmp_path_factory.mktemp("boxmot-graph") / "osnet_x0_25_msmt17.onnx")[0]
 
 
 def boxes_with_scores(boxes: np.ndarray) -> np.ndarray:

@@ -19,6 +19,7 @@ from reid_trt.core.onnxio import load_onnx, ort_session
 from reid_trt.core.preprocess import graph_input
 from reid_trt.integrations import deepstream
 from reid_trt.runtime.embedder import Embedder
+from tests.integrations.conftest import export_for
 
 runner = CliRunner()
 NVIDIA_SAMPLE = {"offsets": [123.675, 116.28, 103.53], "netScaleFactor": 1 / 57.63}
@@ -26,11 +27,8 @@ NVIDIA_SAMPLE = {"offsets": [123.675, 116.28, 103.53], "netScaleFactor": 1 / 57.
 
 @pytest.fixture(scope="module")
 def ds_graph(real_weights, tmp_path_factory):
-    out = tmp_path_factory.mktemp("deepstream") / "osnet_x0_25.ds.onnx"
-    result = runner.invoke(export_app, ["onnx", "-w", str(real_weights["msmt17"]),
-                                        "--for", "deepstream", "-o", str(out)])
-    assert result.exit_code == 0, result.output
-    return out
+    return export_for("deepstream", real_weights["msmt17"],
+                      tmp_path_factory.mktemp("deepstream") / "osnet_x0_25.ds.onnx")[0]
 
 
 @pytest.fixture(scope="module")

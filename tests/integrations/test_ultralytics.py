@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from reid_trt.cli.export import app as export_app
 from reid_trt.core import defaults
 from reid_trt.models.checkpoint import load_model
-from tests.integrations.conftest import consumer
+from tests.integrations.conftest import consumer, export_for
 
 runner = CliRunner()
 
@@ -20,11 +20,9 @@ runner = CliRunner()
 @pytest.fixture(scope="module")
 def ultralytics_graph(real_weights, tmp_path_factory):
     consumer("ultralytics")
-    out = tmp_path_factory.mktemp("ultralytics") / "osnet_x0_25_msmt17.onnx"
-    result = runner.invoke(export_app, ["onnx", "-w", str(real_weights["msmt17"]),
-                                        "--for", "ultralytics", "-o", str(out)])
-    assert result.exit_code == 0, result.output
-    assert "float-rgb01 NCHW 256x128 RGB" in result.output
+    out, output = export_for("ultralytics", real_weights["msmt17"],
+                             tmp_path_factory.mktemp("ultralytics") / "osnet_x0_25_msmt17.onnx")
+    assert "float-rgb01 NCHW 256x128 RGB" in output
     return out
 
 
