@@ -39,9 +39,13 @@ def _shapes(model: onnx.ModelProto) -> dict[str, list[int]]:
 
 
 def weighted_layers(model: onnx.ModelProto) -> list[Layer]:
-    """The Conv/Gemm layers with their work per crop (batch dimensions count as 1)."""
+    """The Conv/Gemm layers with their work per crop (batch dimensions count as 1), in a float
+    or a Q/DQ graph."""
     shapes = _shapes(model)
     weights = {init.name: list(init.dims) for init in model.graph.initializer}
+    for node in model.graph.node:  # Q/DQ graphs: INT8 weights come through DequantizeLinear
+        if node.op_type == "DequantizeLinear" and node.input[0] in weights:
+            weights[node.output[0]] = weights[node.input[0]]
     layers = []
     for node in model.graph.node:
         if node.op_type not in WEIGHTED or len(node.input) < 2 or node.input[1] not in weights:

@@ -25,15 +25,18 @@ class CalibrationReport:
     domains: dict  # per held-out camera and per shift: crops, mean and min cosine
     protocol: dict  # how the crops were split, and any warning
     equalization: dict
+    bias_correction: dict
     fp32_retrieval: dict | None
-    block_sensitivity: dict[str, float]
+    block_sensitivity: dict[str, float]  # block -> cosine lost when only it is INT8 (quick)
     search_steps: list[dict]
+    search_scorings: int
     methods_tried: dict
     calibration_set: dict
     evaluation_set: dict
     source_sha256: str
     calibration_hash: str
     seconds: float = 0.0
+    stage_seconds: dict = field(default_factory=dict)
     int8_sha256: str = ""
     notes: list[str] = field(default_factory=list)
 
@@ -69,28 +72,40 @@ def write_calibration(output: Path, quantized: onnx.ModelProto, ranges, method: 
     return CalibrationResult(output, cache, report_path, report.to_dict())
 
 
-def make_report(sets, score, config, method: str, result, tried: dict, equalization: dict,
-                work: dict, artifact, source_sha256: str, digest: str) -> CalibrationReport:
-    """The report from calibrate_onnx's pieces (api.CalibrationSets, api.Scorer, ...)."""
+def layer_label(model: onnx.ModelProto, node_name: str) -> str:
+    """A layer by its module path (conv2.0.conv2b.1.conv1), as torchreid names it."""
+    node = next(n for n in model.graph.node if n.name == node_name)
+    return node.input[1].removeprefix("model.").removesuffix(".weight").removesuffix(".conv")
+
+
+def make_report(sets, score, config, choice, work: dict, artifact, source_sha256: str,
+                digest: str) -> CalibrationReport:
+    """The report from calibrate_onnx's pieces (api.CalibrationSets, api.Scorer, api.Choice)."""
     calib_ids = {str(s.path) + str(s.box) for s in sets.calib_samples}
     known_ids = {s.pid for s in sets.calib_samples if s.pid >= 0}
     split = sets.split
+    result, method = choice.result, choice.method
     agreement = result.agreement
     return CalibrationReport(
         method=method, budget=asdict(config.budget),
         budget_held=config.budget.holds(agreement),
         int8_vs_fp32=agreement.summary(), artifact_vs_fp32=artifact.summary(),
         unquantized_precision=str(config.unquantized), int8_work=work,
-        unquantized_parts=result.excluded, domains=agreement.domains,
+        unquantized_parts=[layer_label(choice.graph, n) for n in result.excluded],
+        domains=agreement.domains,
         protocol={"split": ("labelled query/gallery" if sets.n_query is not None else
                             "single camera" if split.single_camera else "leave-camera-out"),
                   "held_out_cameras": [c + 1 for c in split.held_out_cameras],
                   "judged_unseen": sets.unseen, "shifts": [k for k in score.groups
                                                            if k in _shift_names()],
                   "warnings": split.warnings},
-        equalization=equalization,
+        equalization=choice.equalization,
+        bias_correction={"used": config.bias_correction,
+                         "layers": sum(i.name.endswith("_bias_corrected")
+                                       for i in result.model.graph.initializer)},
         fp32_retrieval=score.fp32_retrieval.to_dict() if score.fp32_retrieval else None,
-        block_sensitivity=result.sensitivity, search_steps=result.steps, methods_tried=tried,
+        block_sensitivity=result.sensitivity, search_steps=result.steps,
+        search_scorings=result.scorings, methods_tried=choice.tried,
         calibration_set={"dataset": sets.dataset.kind, "root": str(sets.dataset.root),
                          "images": len(sets.calib_crops),
                          "augmented_copies_per_image": config.augment,

@@ -33,6 +33,9 @@ class Manifest:
     onnx_sha256: str
     weighted_layers: dict[str, int] = field(default_factory=dict)  # conv/matmul count by precision
     unquantized: str = ""  # INT8 engines: precision of the layers left unquantized
+    # What the built engine itself runs, read from the builder's layer report (engine/layers.py):
+    # conv/matmul layers by precision, the INT8 share of conv MACs, reformat/cast layers.
+    engine_layers: dict = field(default_factory=dict)
     engine_sha256: str = ""
     engine_bytes: int = 0
     build_seconds: float = 0.0

@@ -95,11 +95,14 @@ def collecting_logger(trt: Trt):
             module.ILogger.__init__(self)
             self.warnings: list[str] = []
             self.errors: list[str] = []
+            self.layers: list[str] = []  # the builder's engine layer report (verbose)
 
         def log(self, severity, msg):
             if severity <= module.ILogger.Severity.ERROR:
                 self.errors.append(msg)
             elif severity == module.ILogger.Severity.WARNING:
                 self.warnings.append(msg)
+            elif severity == module.ILogger.Severity.VERBOSE and msg.startswith("Layers:"):
+                self.layers.append(msg)
 
     return CollectingLogger()

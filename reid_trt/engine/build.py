@@ -29,6 +29,7 @@ from reid_trt.core.options import (
     coerce_choices,
 )
 from reid_trt.core.trt_compat import RTX_DEFAULT_TARGETS, Trt, collecting_logger, load_trt
+from reid_trt.engine.layers import engine_layer_report
 
 DEFAULT_PROFILE = (1, 16, 64)  # batch sizes: trackers embed 1 to a few dozen boxes per frame
 MAX_DLA_CORES = 2  # Orin and Xavier have two
@@ -313,6 +314,9 @@ def _build(trt: Trt, onnx_path: Path, parsed: Path, output: Path, config: BuildC
         raise ReidTrtError(f"--instancenorm {config.instancenorm}: {trt.label} parsed the graph "
                            f"onto the {in_path} path instead")
     builder_config = _configure(trt, builder, config, notes)
+    # Detailed layer information: the builder then reports each engine layer's types, which is
+    # how the manifest knows what the engine (not the graph) runs in INT8.
+    builder_config.profiling_verbosity = trt.module.ProfilingVerbosity.DETAILED
     targets = _targets(trt, builder_config, config)
 
     image = network.get_input(0)
@@ -337,6 +341,7 @@ def _build(trt: Trt, onnx_path: Path, parsed: Path, output: Path, config: BuildC
         profile={"min": lo, "opt": opt, "max": hi}, io=_io(network),
         contract=contract.to_dict(), targets=targets, instancenorm=in_path or "none",
         weighted_layers=weighted_layers(network), unquantized=str(remainder or ""),
+        engine_layers=engine_layer_report(logger.layers, load_onnx(onnx_path)),
         onnx_sha256=sha256_file(onnx_path), engine_bytes=len(engine),
         build_seconds=round(seconds, 2), built_at=datetime.now(timezone.utc).isoformat(
             timespec="seconds"),

@@ -2,10 +2,16 @@
 
 Calibrated with the defaults on the MOT17-04 boxes only (one camera), judged in a plain ONNX
 Runtime session on cameras and datasets calibration never saw (MOT17-02, Market-1501, MSMT17,
-CUHK03) and on shifted copies of them; the written graph is right in every runtime and builds."""
+CUHK03) and on shifted copies of them; the written graph is right in every runtime and builds.
+Issue 18: the same graph from a fresh process and from slightly different images, most of the
+work in INT8, and the engine's own layer report agreeing with the graph."""
 
 import json
+import os
+import shutil
 import struct
+import subprocess
+import sys
 
 import cv2
 import numpy as np
@@ -17,10 +23,12 @@ from typer.testing import CliRunner
 from reid_trt.calibration import protocol
 from reid_trt.calibration.api import CalibrationConfig, calibrate_onnx, source_graph
 from reid_trt.calibration.cache import calibration_hash
+from reid_trt.calibration.candidates import Int8Graph
 from reid_trt.calibration.equalize import channel_ranges, equalize, lightconv_pairs
 from reid_trt.calibration.placement import (
     activation_tensors,
     float_nodes,
+    int8_layers,
     int8_work,
     residual_adds,
 )
@@ -80,7 +88,7 @@ def test_int8_holds_on_cameras_it_never_saw(calibrated, sources, unseen):
             print(f"{name} {label}: mean {cos.mean():.4f} min {cos.min():.4f}")
             assert cos.mean() >= 0.995 and cos.min() >= 0.98, (name, label)
         report = result.report
-        assert report["budget_held"] and report["int8_work"]["int8_mac_share"] > 0.6
+        assert report["budget_held"] and report["int8_work"]["int8_mac_share"] >= 0.8
         # Keeping the gates' GEMV layers float is what makes INT8 hold at all; the search
         # then keeps only the blocks that still cost accuracy.
         assert report["int8_work"]["gemv_layers_float"] == 49
@@ -139,6 +147,13 @@ def test_artifact_is_right_in_every_runtime(calibrated, sources, unseen, tmp_pat
     assert m.precision == "int8" and m.unquantized == "fp16"
     assert set(m.weighted_layers) == {"fp16", "int8"} and sum(m.weighted_layers.values()) == 188
     assert m.weighted_layers["int8"] == result.report["int8_work"]["int8_layers"]
+    # What the engine itself runs (the builder's layer report, not the graph): every conv the
+    # graph quantized is an INT8 kernel, and the MAC share is the graph's.
+    engine = m.engine_layers
+    assert set(engine["int8_layers"]) == int8_layers(model)
+    assert engine["int8_mac_share"] == pytest.approx(result.report["int8_work"]["int8_mac_share"])
+    assert engine["weighted_layers"]["int8"] == m.weighted_layers["int8"]
+    assert engine["reformat_layers"] == 0
     fp32 = engine_from_onnx(result.path, tmp_path / "int8.fp32.plan",
                             BuildConfig(unquantized="fp32")).manifest
     assert set(fp32.weighted_layers) == {"fp32", "int8"} and fp32.unquantized == "fp32"
@@ -155,8 +170,9 @@ def test_calibration_cache_and_report(calibrated):
     assert len(scales) > 100 and all(0 < s < 10 for s in scales.values())
     assert result.report["calibration_hash"] in result.cache.name
     report = json.loads(result.report_path.read_text())
-    assert report["method"] in ("mse", "minmax") and set(report["methods_tried"]) == {"mse",
-                                                                                     "minmax"}
+    assert report["method"] == "mse" and set(report["methods_tried"]) == {"mse"}
+    assert report["bias_correction"]["layers"] == report["int8_work"]["int8_layers"]
+    assert set(report["stage_seconds"]) >= {"reading", "ranges", "bias_correction", "search"}
     work = report["int8_work"]
     assert 0 < work["int8_macs_per_crop"] <= work["macs_per_crop"]
     assert work["int8_layers"] + work["float_layers"] + work["gemv_layers_float"] == 188
@@ -259,6 +275,63 @@ def test_fp16_remainder_against_fp32_remainder(sources, unseen, tmp_path):
     assert layers["fp16"]["int8"] == layers["fp32"]["int8"] == 188 - layers["fp16"]["fp16"]
 
 
+def test_candidates_are_the_quantizers_graphs(sources, unseen):
+    """A candidate rewired from the all-INT8 graph computes what ONNX Runtime's quantizer writes
+    when told to leave the same layers float."""
+    source = sources["msmt17"][0]
+    x = graph_input(unseen["MOT17-02"][:16], contract_of(source))
+    ranges = tensor_ranges(source, [x], CalibrationMethod.MSE, activation_tensors(source),
+                           QUANTIZED_OPS)
+    left = {n for part in ("conv2.0", "conv3.1") for n in layer_groups(source)[part]}
+    rewired = Int8Graph(source, ranges)(left)
+    quantized = Quantizer(source, ranges)(left)
+    assert int8_layers(rewired) == int8_layers(quantized)
+    a = ort_session(rewired).run(None, {"images": x})[0]
+    b = ort_session(quantized).run(None, {"images": x})[0]
+    assert np.abs(a - b).max() <= 1e-5 * np.abs(b).max()
+
+
+CALIBRATE_IN_A_FRESH_PROCESS = """
+import json, sys
+from reid_trt.calibration.api import calibrate_onnx, source_graph
+source, sha, _ = source_graph(None, sys.argv[1])
+result = calibrate_onnx(source, sha, sys.argv[2], sys.argv[3])
+print(json.dumps(result.report))
+"""
+
+
+def _reencoded_mot(src, dst, quality=95):
+    """A copy of a MOT sequence whose frames went through JPEG once more."""
+    shutil.copytree(src, dst, ignore=shutil.ignore_patterns("*.jpg"))
+    for frame in sorted((src / "img1").glob("*.jpg")):
+        image = cv2.imread(str(frame))
+        cv2.imwrite(str(dst / "img1" / frame.name), image, [cv2.IMWRITE_JPEG_QUALITY, quality])
+
+
+def test_same_graph_from_a_fresh_process_and_from_reencoded_images(calibrated, sources,
+                                                                   real_weights, shared_data,
+                                                                   tmp_path):
+    """Issue 18: the placement and the graph do not depend on the process (what ran before in
+    it, thread pools, imports), and a JPEG re-encode of every frame (pixels off by a level or
+    two) does not move a single layer."""
+    mot04 = shared_data / "reid" / "mot17-mini" / "train" / "MOT17-04-FRCNN"
+    ours = calibrated["msmt17"].report
+    fresh = subprocess.run(
+        [sys.executable, "-c", CALIBRATE_IN_A_FRESH_PROCESS, str(real_weights["msmt17"]),
+         str(mot04), str(tmp_path / "fresh.int8.onnx")],
+        capture_output=True, text=True, env={**os.environ, "PYTHONHASHSEED": "123"}, check=True)
+    report = json.loads(fresh.stdout.strip().splitlines()[-1])
+    assert report["int8_sha256"] == ours["int8_sha256"]
+    assert report["unquantized_parts"] == ours["unquantized_parts"]
+
+    reencoded = tmp_path / "MOT17-04-reencoded"
+    _reencoded_mot(mot04, reencoded)
+    source, sha = sources["msmt17"]
+    moved = calibrate_onnx(source, sha, reencoded, tmp_path / "reencoded.int8.onnx").report
+    assert moved["unquantized_parts"] == ours["unquantized_parts"]
+    assert moved["int8_work"]["int8_mac_share"] == ours["int8_work"]["int8_mac_share"]
+
+
 def test_labelled_dataset_bounds_the_map_drop(real_weights, market_like, tmp_path):
     source, sha, _ = source_graph(None, real_weights["msmt17"])
     result = calibrate_onnx(source, sha, market_like, tmp_path / "m.int8.onnx",
@@ -281,6 +354,16 @@ runner = CliRunner()
      ["--calib-dataset", "market1501"], "has no bounding_box_train"),
     (lambda p: cv2.imwrite(str(p / "a.jpg"), np.zeros((8, 8, 3), np.uint8)),
      ["--calib-size", "5"], "--calib-size 5: larger than the set (1 images)"),
+    # Issue 18: degenerate sets are refused, not calibrated with a budget "held".
+    (lambda p: [cv2.imwrite(str(p / f"{i:04d}_c1s1_000001_00.png"), np.zeros((128, 64, 3),
+                                                                                np.uint8))
+                for i in range(12)], [], "12 of the 12 calibration images are blank"),
+    (lambda p: [cv2.imwrite(str(p / f"{i:04d}_c1s1_000001_00.png"),
+                            np.full((128, 64, 3), 40 + 15 * i, np.uint8)) for i in range(12)],
+     [], "blank or nearly so"),
+    (lambda p: [cv2.imwrite(str(p / f"{i:04d}_c1s1_000001_00.png"),
+                            np.random.default_rng(0).integers(0, 255, (128, 64, 3), np.uint8))
+                for i in range(12)], [], "only 1 distinct images among 12"),
 ])
 def test_cli_bad_calibration_data(real_weights, tmp_path, setup, options, message):
     data = tmp_path / "data"
