@@ -10,7 +10,7 @@ search (search.py), by accuracy on re-ID embeddings, for the fewest MACs left fl
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import onnx
 
@@ -150,6 +150,11 @@ class Budget:
     min_low_cosine: float = 0.985
     min_topk_agreement: float = 0.9
     max_map_drop: float = 0.5  # mAP points, with labels
+
+    def tightened(self, low: float, mean: float) -> Budget:
+        """The same budget with the low-tail and worst-domain mean levels raised."""
+        return replace(self, min_low_cosine=self.min_low_cosine + low,
+                       min_mean_cosine=self.min_mean_cosine + mean)
 
     def holds(self, a: Agreement) -> bool:
         # The mean must hold in the worst domain (an unseen camera, a shift), not only overall.

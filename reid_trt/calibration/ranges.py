@@ -29,6 +29,7 @@ from reid_trt.core.options import CalibrationMethod as Method
 HISTOGRAM_BINS = 4096
 CANDIDATES = 128  # clipping thresholds tried per tensor, between its 99th percentile and max
 PERCENTILE = 99.99
+MSE_TOLERANCE = 0.02  # relative: thresholds whose error is this close to the least count as tied
 # Activation ranges are widened by this factor beyond what the calibration data showed. Fitted
 # to one camera, they clip other cameras: calibrated on MOT17-04 alone, the Market-1501
 # osnet_x0_25 gave min cosine 0.965 on contrast-shifted CUHK03/MSMT17 crops; widened 1.15x
@@ -108,14 +109,18 @@ def mse_threshold(hist: np.ndarray, edges: np.ndarray) -> float:
         return float(max(edges[-1], 1e-8))
     cdf = np.cumsum(weights) / total
     low = centers[min(np.searchsorted(cdf, 0.99), len(centers) - 1)]
-    best, best_err = float(edges[-1]), np.inf
-    for threshold in np.unique(np.linspace(max(low, 1e-8), float(edges[-1]), CANDIDATES)):
+    thresholds = np.unique(np.linspace(max(low, 1e-8), float(edges[-1]), CANDIDATES))
+    errors = []
+    for threshold in thresholds:
         step = threshold / 127.0
         q = np.minimum(np.round(centers / step), 127) * step
-        err = float((weights * (centers - q) ** 2).sum())
-        if err < best_err:
-            best, best_err = float(threshold), err
-    return best
+        errors.append(float((weights * (centers - q) ** 2).sum()))
+    errors = np.array(errors)
+    # The widest threshold within MSE_TOLERANCE of the least error: the error curve is often
+    # flat or has two dips, and its exact argmin jumped between them when the calibration
+    # frames were only re-encoded as JPEG. The wider range also clips other cameras less.
+    near = np.flatnonzero(errors <= errors.min() * (1 + MSE_TOLERANCE))
+    return float(thresholds[near[-1]])
 
 
 def entropy_ranges(model: onnx.ModelProto, batches: list[np.ndarray], op_types: list[str]):

@@ -91,7 +91,8 @@ def make_report(sets, score, config, choice, work: dict, artifact, source_sha256
         budget_held=config.budget.holds(agreement),
         int8_vs_fp32=agreement.summary(), artifact_vs_fp32=artifact.summary(),
         unquantized_precision=str(config.unquantized), int8_work=work,
-        unquantized_parts=[layer_label(choice.graph, n) for n in result.excluded],
+        unquantized_parts=[layer_label(choice.graph, n.name) for n in choice.graph.graph.node
+                           if n.name in set(result.excluded)],  # in graph order
         domains=agreement.domains,
         protocol={"split": ("labelled query/gallery" if sets.n_query is not None else
                             "single camera" if split.single_camera else "leave-camera-out"),
