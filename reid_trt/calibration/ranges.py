@@ -110,12 +110,9 @@ def mse_threshold(hist: np.ndarray, edges: np.ndarray) -> float:
     cdf = np.cumsum(weights) / total
     low = centers[min(np.searchsorted(cdf, 0.99), len(centers) - 1)]
     thresholds = np.unique(np.linspace(max(low, 1e-8), float(edges[-1]), CANDIDATES))
-    errors = []
-    for threshold in thresholds:
-        step = threshold / 127.0
-        q = np.minimum(np.round(centers / step), 127) * step
-        errors.append(float((weights * (centers - q) ** 2).sum()))
-    errors = np.array(errors)
+    steps = (thresholds / 127.0)[:, None]  # every candidate at once: (candidates, bins)
+    q = np.minimum(np.round(centers[None, :] / steps), 127) * steps
+    errors = ((centers[None, :] - q) ** 2 * weights[None, :]).sum(axis=1)
     # The widest threshold within MSE_TOLERANCE of the least error: the error curve is often
     # flat or has two dips, and its exact argmin jumped between them when the calibration
     # frames were only re-encoded as JPEG. The wider range also clips other cameras less.

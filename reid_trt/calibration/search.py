@@ -31,7 +31,7 @@ from reid_trt.calibration.candidates import Int8Graph
 from reid_trt.calibration.placement import weighted_layers
 from reid_trt.calibration.quantize import Agreement, Budget, layer_groups
 
-GIVE_BACK = 2  # the largest float layers tried again in INT8 after the bisection
+GIVE_BACK = 1  # the largest float layers tried again in INT8 after the bisection
 # A layer given back must hold the budget by this much more (worst-1% cosine, worst-domain
 # mean): give-backs are small gains decided near the threshold, where a JPEG re-encode of the
 # calibration frames flipped which of two equal 1x1 convs went back to INT8.

@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import shutil
 import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -89,6 +90,58 @@ def atomic_path(path: Path) -> Iterator[Path]:
         os.replace(tmp_path, path)
     finally:
         tmp_path.unlink(missing_ok=True)
+
+
+def unremovable(tree: Path) -> Path | None:
+    """A folder inside `tree` whose entries this process may not delete, or None."""
+    if not tree.is_dir() or tree.is_symlink():
+        return None
+    for folder, _, _ in os.walk(tree):
+        if not os.access(folder, os.W_OK | os.X_OK):
+            return Path(folder)
+    return None
+
+
+def replace_together(moves: list[tuple[Path, Path]], aside_in: Path | None = None) -> None:
+    """Renames each staged `src` onto its `dst`, all or none: the files (or folders) already at
+    the destinations are first moved aside beside them, and put back if any rename fails, so a
+    reader sees the old set or the new one, never a mix (an OpenVINO .xml with another .bin).
+    `aside_in`: where the old copies wait (default: beside each destination; a Triton
+    repository wants them outside, since Triton loads every folder in it). Only the old copies'
+    removal comes after the point of no return; one that cannot be removed is reported."""
+    for _, dst in moves:
+        blocked = unremovable(dst)
+        if blocked is not None:
+            raise OutputPathError(f"{dst} cannot be replaced: {blocked} does not let this user "
+                                  "delete its files; fix its permissions or write elsewhere")
+    aside: list[tuple[Path, Path]] = []
+    placed: list[tuple[Path, Path]] = []
+    try:
+        for _, dst in moves:
+            if dst.exists() or dst.is_symlink():
+                backup = (aside_in or dst.parent) / f".{dst.name}.{os.getpid()}.old"
+                os.rename(dst, backup)
+                aside.append((dst, backup))
+        for src, dst in moves:
+            os.rename(src, dst)
+            placed.append((src, dst))
+    except BaseException:
+        for src, dst in reversed(placed):
+            os.rename(dst, src)
+        for dst, backup in reversed(aside):
+            os.rename(backup, dst)
+        raise
+    left = []
+    for _, backup in aside:
+        if backup.is_dir() and not backup.is_symlink():
+            shutil.rmtree(backup, ignore_errors=True)
+        else:
+            backup.unlink(missing_ok=True)
+        if backup.exists():
+            left.append(str(backup))
+    if left:
+        raise OutputPathError(f"the new files are in place, but the old copies {', '.join(left)} "
+                              "could not be removed; delete them by hand")
 
 
 def write_bytes_atomic(path: Path, data: bytes) -> None:

@@ -13,7 +13,7 @@ import numpy as np
 from reid_trt.core import defaults
 from reid_trt.core.contract import Contract, contract_of
 from reid_trt.core.errors import VerificationError
-from reid_trt.core.fileio import check_output, file_mode
+from reid_trt.core.fileio import check_output, file_mode, replace_together
 from reid_trt.core.metrics import cosine_rows
 from reid_trt.core.onnxio import load_onnx, ort_session
 from reid_trt.core.openvino_ir import openvino, write_contract
@@ -59,11 +59,13 @@ def export_openvino(onnx_path: Path, xml: Path | None = None) -> OpenVINOResult:
                                 f"on the graph: {parity.summary()}; nothing was written")
 
     # Both files or neither: saved under temporary names, renamed weights first, then topology
-    # (a reader finds the .xml only once its .bin is there).
+    # (a reader finds the .xml only once its .bin is there); an old pair is moved aside first
+    # and put back if the new one cannot take its place.
     with tempfile.TemporaryDirectory(dir=xml.parent, prefix=f".{xml.stem}.") as tmp:
         staged = Path(tmp) / "model.xml"
         ov.save_model(model, str(staged), compress_to_fp16=False)
-        for src, dst in ((staged.with_suffix(".bin"), weights), (staged, xml)):
+        moves = [(staged.with_suffix(".bin"), weights), (staged, xml)]
+        for src, dst in moves:
             os.chmod(src, file_mode(dst))
-            os.replace(src, dst)
+        replace_together(moves)
     return OpenVINOResult(xml, weights, contract, parity)

@@ -28,6 +28,20 @@ DOCUMENTED_KEYS = frozenset({
     "addFeatureNormalization", "tltEncodedModel", "tltModelKey", "onnxFile", "modelEngineFile",
     "calibrationTableFile", "outputReidTensor", "useVPICropScaler", "reidExtractionInterval",
 })
+# What each key's value must be: (kind, lowest, highest); kinds: int, number, dims (a list of
+# `count` positive ints), numbers (a list of `count` numbers), path. A wrong type would otherwise
+# crash the checker (int("abc")) or reach DeepStream, which reads it as 0.
+KEY_TYPES = {
+    "reidType": ("int", 0, 3), "batchSize": ("int", 1, 4096), "workspaceSize": ("int", 1, 1 << 20),
+    "reidFeatureSize": ("int", 1, 65536), "reidHistorySize": ("int", 1, 1 << 16),
+    "inferDims": ("dims", 3, 3), "networkMode": ("int", 0, 2), "inputOrder": ("int", 0, 1),
+    "colorFormat": ("int", 0, 2), "offsets": ("numbers", 3, 3),
+    "netScaleFactor": ("number", 0, float("inf")), "keepAspc": ("int", 0, 1),
+    "addFeatureNormalization": ("int", 0, 1), "outputReidTensor": ("int", 0, 1),
+    "useVPICropScaler": ("int", 0, 1), "reidExtractionInterval": ("int", -1, 1 << 20),
+    "tltEncodedModel": ("path", 0, 0), "tltModelKey": ("path", 0, 0), "onnxFile": ("path", 0, 0),
+    "modelEngineFile": ("path", 0, 0), "calibrationTableFile": ("path", 0, 0),
+}
 REID_TYPE = {"nvdcf": 2, "deepsort": 1}  # 2: re-association of lost targets; 1: NvDeepSORT
 NETWORK_MODE = {"fp32": 0, "fp16": 1, "int8": 2}
 DEFAULT_BATCH = 100  # targets embedded per call, as NVIDIA's sample configs set it
@@ -80,6 +94,8 @@ def reid_section(config_path: Path, *, engine: Path | None = None, onnx_path: Pa
     _check_feedable(contract, Path(engine or onnx_path))
     if tracker not in REID_TYPE:
         raise ReidTrtError(f"--tracker {tracker}: choose nvdcf or deepsort")
+    if not _is_int(gpu) or gpu < 0:
+        raise ReidTrtError(f"--gpu-id {gpu}: a GPU index is 0 or more")
     if manifest is not None:
         largest = manifest.profile["max"]
         batch = largest if batch is None else batch
@@ -128,8 +144,13 @@ def check_reid_section(section: dict, contract: Contract, precision: str,
         raise ReidTrtError(f"{source}: the ReID section is not a mapping")
     unknown = sorted(set(section) - DOCUMENTED_KEYS)
     if unknown:
-        raise ReidTrtError(f"{source}: unknown key(s) {', '.join(unknown)}; DeepStream ignores "
-                           f"them silently (known: {', '.join(sorted(DOCUMENTED_KEYS))})")
+        raise ReidTrtError(f"{source}: unknown key(s) {', '.join(map(_shown, unknown))}; "
+                           "DeepStream ignores them silently (known: "
+                           f"{', '.join(sorted(DOCUMENTED_KEYS))})")
+    for key, value in section.items():
+        problem = _value_problem(value, *KEY_TYPES[key])
+        if problem:
+            raise ReidTrtError(f"{source}: {key} is {_shown(value)}: {problem}")
     want = {
         "reidFeatureSize": contract.embedding_dim,
         "inferDims": [3, contract.height, contract.width],
@@ -150,11 +171,48 @@ def check_reid_section(section: dict, contract: Contract, precision: str,
             [float(v) for v in got] == [float(v) for v in value] if isinstance(value, list)
             else float(got) == float(value))
         if not same:
-            raise ReidTrtError(f"{source}: {key} is {got!r}; set {key}: {value} "
+            raise ReidTrtError(f"{source}: {key} is {_shown(got)}; set {key}: {value} "
                                f"({why.get(key, 'the model says so')})")
     if manifest is not None and not 1 <= int(section.get("batchSize", 0)) <= manifest.profile["max"]:
         raise ReidTrtError(f"{source}: batchSize: {section.get('batchSize')!r}, but the engine "
                            f"takes 1 to {manifest.profile['max']}")
+
+
+def _shown(value, limit: int = 60) -> str:
+    """A value from a user's file for a one-line message: printable, short."""
+    text = "".join(ch if ch.isprintable() else "?" for ch in repr(value))
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_number(v) -> bool:
+    import math
+
+    return (isinstance(v, (int, float)) and not isinstance(v, bool)) and math.isfinite(v)
+
+
+def _value_problem(value, kind: str, low, high) -> str:
+    """Why `value` cannot be a `kind` in low..high, or ''."""
+    if kind == "int":
+        if not _is_int(value):
+            return "expected a whole number"
+        return "" if low <= value <= high else f"expected {low} to {high}"
+    if kind == "number":
+        if not _is_number(value):
+            return "expected a finite number"
+        return "" if value > low else "expected a number above 0"
+    if kind in ("dims", "numbers"):
+        ok = _is_int if kind == "dims" else _is_number
+        if not isinstance(value, list) or len(value) != low or not all(ok(v) for v in value):
+            return f"expected a list of {low} {'whole' if kind == 'dims' else ''} numbers".replace(
+                "  ", " ")
+        return "" if kind == "numbers" or all(v > 0 for v in value) else "dims must be positive"
+    if not isinstance(value, str) or not value:
+        return "expected a file path"
+    return ""
 
 
 def write_reid_config(output: Path, section: dict) -> Path:

@@ -33,6 +33,12 @@ def _client_module(protocol: Protocol):
     return module
 
 
+def _type_name(data_type: int) -> str:
+    from reid_trt.serving.config import model_config_pb2
+
+    return model_config_pb2().DataType.Name(data_type).removeprefix("TYPE_")
+
+
 def one_line(error: Exception) -> str:
     return " ".join(str(error).split())
 
@@ -66,26 +72,52 @@ class TritonBackend:
         self._local = threading.local()
         client = self.client()
         try:
-            ready = client.is_model_ready(model)
+            ready = client.is_model_ready(model, **self._timeout())
+            config = self._config(client) if ready else None
         except Exception as e:  # InferenceServerException or a connection error
             raise ReidTrtError(f"no Triton server answers at {url} ({self.protocol}): "
                                f"{one_line(e)}; start one with 'reid-serve --repo DIR'") from None
         if not ready:
             raise ReidTrtError(f"Triton at {url} has no ready model '{model}'; check the name "
                                "(reid-serve prints the models it serves)")
-        config = self._config(client)
         self.contract = served_contract(config, f"model '{model}' at {url}")
-        from reid_trt.serving.config import model_config_pb2
-
+        self._check_served(config)
         self.input = config.input[0]
-        self.input_dtype = model_config_pb2().DataType.Name(self.input.data_type).removeprefix(
-            "TYPE_")
+        self.input_dtype = _type_name(self.input.data_type)
         self.output_name = config.output[0].name
         self.limits = BatchLimits(1, config.max_batch_size or None)
 
+    def _timeout(self) -> dict:
+        """The per-call timeout keyword of this protocol's client (HTTP's is set on the client)."""
+        return {"client_timeout": self.timeout} if self.protocol == Protocol.GRPC else {}
+
+    def _check_served(self, config) -> None:
+        """The served config (one input, one output, their dims and types) against the contract
+        it carries: a server whose model was swapped or edited is refused on connect."""
+        c = self.contract
+        image = (c.height, c.width, 3) if c.input_format == "uint8-bgr" else (3, c.height, c.width)
+        problems = []
+        if len(config.input) != 1 or len(config.output) != 1:
+            problems.append(f"{len(config.input)} inputs and {len(config.output)} outputs, not 1 "
+                            "and 1")
+        else:
+            dims_in, dims_out = tuple(config.input[0].dims), tuple(config.output[0].dims)
+            if dims_in != image:
+                problems.append(f"input dims {list(dims_in)}, the contract says {list(image)}")
+            if dims_out != (c.embedding_dim,):
+                problems.append(f"output dims {list(dims_out)}, the contract says "
+                                f"[{c.embedding_dim}]")
+            if _type_name(config.output[0].data_type) not in ("FP32", "FP16"):
+                problems.append(f"output type {_type_name(config.output[0].data_type)}, not "
+                                "FP32 or FP16")
+        if problems:
+            raise ReidTrtError(f"model '{self.model}' at {self.url} does not serve what its "
+                               f"contract says: {'; '.join(problems)}; rewrite the repository "
+                               "with 'reid-export triton'")
+
     def _config(self, client):
         if self.protocol == Protocol.GRPC:
-            return client.get_model_config(self.model).config
+            return client.get_model_config(self.model, **self._timeout()).config
         # HTTP gives JSON; the same message, parsed with Triton's schema.
         from google.protobuf import json_format
 
@@ -115,14 +147,28 @@ class TritonBackend:
             # authors, not for a client of a repository reid-export wrote.
             reason = one_line(e).split(" NOTE: ")[0]
             raise ReidTrtError(f"Triton ({self.url}, model '{self.model}'): {reason}") from None
-        return result.as_numpy(self.output_name).astype(np.float32, copy=False)
+        return self._checked(result.as_numpy(self.output_name), len(batch))
+
+    def _checked(self, rows, sent: int) -> np.ndarray:
+        """A response's rows, or an error if they are not one embedding per crop sent: numpy
+        would broadcast one row over three crops without a word."""
+        width = self.contract.embedding_dim
+        if rows is None or not isinstance(rows, np.ndarray) or rows.dtype.kind != "f" or \
+                rows.shape != (sent, width):
+            got = "no output" if rows is None else \
+                f"{getattr(rows, 'dtype', type(rows).__name__)} {list(getattr(rows, 'shape', []))}"
+            raise ReidTrtError(f"Triton ({self.url}, model '{self.model}') answered {got} for "
+                               f"{sent} crops, not {sent} float rows of {width}; the server's "
+                               "model does not match its repository: restart 'reid-serve' on a "
+                               "repository written by 'reid-export triton'")
+        return rows.astype(np.float32, copy=False)
 
     def run_device(self, tensor) -> np.ndarray:
         raise ReidTrtError("a served model takes host arrays; pass crops or a CPU tensor")
 
     def statistics(self) -> dict:
         """Triton's inference statistics for the model: {batch size: executions}."""
-        stats = self.client().get_inference_statistics(self.model)
+        stats = self.client().get_inference_statistics(self.model, **self._timeout())
         if self.protocol == Protocol.GRPC:
             from google.protobuf import json_format
 

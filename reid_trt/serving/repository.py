@@ -14,6 +14,7 @@ from pathlib import Path
 from reid_trt.core import defaults
 from reid_trt.core.contract import contract_of
 from reid_trt.core.errors import OutputPathError, ReidTrtError
+from reid_trt.core.fileio import replace_together, sha256_file
 from reid_trt.core.manifest import ENGINE_SUFFIXES, manifest_path, read_manifest
 from reid_trt.core.onnxio import load_onnx
 from reid_trt.core.options import MAX_BATCH, ConfigError
@@ -52,6 +53,10 @@ def _one_each(inputs: list, outputs: list, source) -> None:
 def engine_spec(engine: Path) -> ModelSpec:
     """What an engine's manifest says: I/O, profile, contract (no TensorRT needed)."""
     manifest = read_manifest(engine)
+    if manifest.engine_sha256 and sha256_file(engine) != manifest.engine_sha256:
+        raise ReidTrtError(f"{engine} is not the engine its manifest describes (sha256 differs: "
+                           "changed or truncated since the build); rebuild it with 'reid-export "
+                           "trt'")
     inputs = [t for t in manifest.io if t.get("mode") == "input"]
     outputs = [t for t in manifest.io if t.get("mode") == "output"]
     _one_each(inputs, outputs, engine)
@@ -153,8 +158,15 @@ def write_repository(repo: Path, model: Path, options: ServeOptions,
     check_config(parse_config(text), spec)  # what Triton will read, read back the same way
 
     created = not repo.exists()
-    repo.mkdir(exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{options.name}.", suffix=".tmp", dir=repo))
+    try:
+        repo.mkdir(exist_ok=True)
+        # Staged beside the repository, not in it: Triton loads every folder of a repository,
+        # hidden ones too, so a half-written or old model must never sit there.
+        staging = Path(tempfile.mkdtemp(prefix=f".{repo.name}.{options.name}.", suffix=".tmp",
+                                        dir=repo.parent))
+    except OSError as e:
+        raise OutputPathError(f"--repo {repo}: cannot write there ({e.strerror}); fix its "
+                              "permissions or pass another folder") from None
     try:
         version = staging / VERSION
         version.mkdir()
@@ -165,13 +177,20 @@ def write_repository(repo: Path, model: Path, options: ServeOptions,
         if options.kind == Kind.PYTHON:
             shutil.copyfile(Path(__file__).with_name("triton_model.py"), version / "model.py")
             paths = sys_path if sys_path is not None else environment_paths()
-            (version / "environment.json").write_text(json.dumps({"sys_path": paths}, indent=1))
+            import reid_trt
+
+            root = str(Path(reid_trt.__file__).resolve().parent.parent)
+            (version / "environment.json").write_text(json.dumps(
+                {"sys_path": paths, "reid_trt_root": root}, indent=1))
         _make_readable(staging)
-        _swap_into_place(staging, repo / options.name)
-    except BaseException:
+        replace_together([(staging, repo / options.name)], aside_in=repo.parent)
+    except BaseException as e:
         shutil.rmtree(staging, ignore_errors=True)
         if created:
             shutil.rmtree(repo, ignore_errors=True)
+        if isinstance(e, OSError):
+            raise OutputPathError(f"--repo {repo}: cannot write the model there ({e.strerror}); "
+                                  "fix its permissions or pass another folder") from None
         raise
     return repo / options.name
 
@@ -182,20 +201,6 @@ def _make_readable(folder: Path) -> None:
     os.umask(mask)
     for path in (folder, *folder.rglob("*")):
         os.chmod(path, (0o777 if path.is_dir() else 0o666) & ~mask)
-
-
-def _swap_into_place(staging: Path, target: Path) -> None:
-    if not target.exists():
-        os.rename(staging, target)
-        return
-    old = staging.with_name(staging.name + ".old")
-    os.rename(target, old)
-    try:
-        os.rename(staging, target)
-    except OSError:
-        os.rename(old, target)
-        raise
-    shutil.rmtree(old, ignore_errors=True)
 
 
 def read_repository(repo: Path) -> dict[str, object]:

@@ -11,6 +11,8 @@ from __future__ import annotations
 import atexit
 import importlib.util
 import os
+import re
+import secrets
 import shutil
 import signal
 import socket
@@ -28,6 +30,11 @@ from reid_trt.core.errors import MissingDependencyError, ReidTrtError
 from reid_trt.core.options import ConfigError, bounded
 
 LOG_TAIL = 12  # server log lines quoted when it fails to start
+SHM = Path("/dev/shm")
+# Lines of Triton's log that say a model failed: the server may stay up (or take its whole
+# timeout to give up), so `start` stops at the first of them instead of waiting.
+MODEL_FAILED = re.compile(r"failed to load '([^']+)'|Poll failed for model directory '([^']+)'"
+                          r"|failed to load all models")
 
 
 @dataclass(frozen=True)
@@ -108,11 +115,18 @@ def check_port(host: str, port: int, field: str) -> int:
 
 
 def check_host(host: str) -> str:
+    """`host`, if this machine can listen on it (checked by binding a port there, so an address
+    of another machine fails here, naming the host, not later as a port or a traceback)."""
+    hint = "use 127.0.0.1 (this machine only) or 0.0.0.0 (every interface)"
     try:
         socket.getaddrinfo(host, None)
+        with socket.socket() as s:
+            s.bind((host, 0))
     except (socket.gaierror, UnicodeError) as e:
-        raise ConfigError("host", host, f"not an address of this machine ({e}); use 127.0.0.1 "
-                          "(this machine only) or 0.0.0.0 (every interface)") from None
+        raise ConfigError("host", host, f"not an address ({e}); {hint}") from None
+    except OSError as e:
+        raise ConfigError("host", host, f"not an address of this machine ({e.strerror}); "
+                          f"{hint}") from None
     return host
 
 
@@ -151,6 +165,7 @@ class TritonServer:
         self.timeout = timeout
         self.process: subprocess.Popen | None = None
         self._scratch: Path | None = None
+        self.shm_prefix = f"reid_serve_{os.getpid()}_{secrets.token_hex(4)}_"
 
     @property
     def http_url(self) -> str:
@@ -171,6 +186,9 @@ class TritonServer:
     def command(self, install: Installation, backends: Path) -> list[str]:
         return [str(install.binary), f"--model-repository={self.repo}",
                 f"--backend-directory={backends}", "--exit-timeout-secs=10",
+                # Python models share memory with the server through /dev/shm regions; a prefix
+                # of our own lets `stop` remove this server's, even after a SIGKILL.
+                f"--backend-config=python,shm-region-prefix-name={self.shm_prefix}",
                 f"--http-address={self.host}", f"--http-port={self.ports['http_port']}",
                 f"--grpc-address={self.host}", f"--grpc-port={self.ports['grpc_port']}",
                 f"--metrics-address={self.host}", f"--metrics-port={self.ports['metrics_port']}"]
@@ -215,20 +233,39 @@ class TritonServer:
             if self.process.poll() is not None:
                 raise ReidTrtError(f"Triton exited with code {self.process.returncode} while "
                                    f"starting: {self.log_tail()}")
+            if self.model_failures():
+                raise ReidTrtError(f"Triton could not load the model: {self.log_tail()}")
             if self._get("/v2/health/ready") and all(
                     self._get(f"/v2/models/{name}/ready") for name in self.models):
                 return
             time.sleep(0.2)
         raise ReidTrtError(f"Triton was not ready within {self.timeout:.0f} s: {self.log_tail()}")
 
-    def log_tail(self) -> str:
-        """The server's last error lines (or last lines), for a one-line message."""
+    def _log_lines(self) -> list[str]:
         try:
-            lines = self.log.read_text(errors="replace").splitlines()
+            return self.log.read_text(errors="replace").splitlines()
         except (OSError, AttributeError):
+            return []
+
+    def model_failures(self) -> list[str]:
+        """Log lines in which Triton says a model failed to load."""
+        return [line for line in self._log_lines() if MODEL_FAILED.search(line)]
+
+    def log_tail(self) -> str:
+        """Triton's reason, for a one-line message: the error lines that name a served model
+        (or say a model failed), else the last error lines, else the last lines. Lines about
+        the GPU (absent on a CPU machine, and never the reason here) come last."""
+        lines = self._log_lines()
+        if not lines:
             return "no log"
-        errors = [line for line in lines if line.startswith(("E", "error"))] or lines
-        return " | ".join(line.strip() for line in errors[-LOG_TAIL:])[:2000]
+        errors = [line for line in lines if line.startswith(("E", "error"))]
+        models = getattr(self, "models", [])
+        named = [line for line in errors + lines if MODEL_FAILED.search(line) or any(
+            f"'{name}'" in line or f"/{name}/" in line for name in models)]
+        chosen = list(dict.fromkeys(named)) or errors or lines
+        chosen.sort(key=lambda line: "cuda" in line.lower())
+        text = " | ".join(line.strip() for line in chosen[:LOG_TAIL])
+        return "".join(ch if ch.isprintable() else "?" for ch in text)[:2000]
 
     def wait(self) -> int:
         """Blocks until the server exits; its exit code."""
@@ -254,6 +291,8 @@ class TritonServer:
             except (ProcessLookupError, PermissionError):
                 pass
         atexit.unregister(self.stop)
+        for region in SHM.glob(f"{self.shm_prefix}*") if SHM.is_dir() else []:
+            region.unlink(missing_ok=True)  # what a killed Python backend left behind
         if self._scratch is not None:
             shutil.rmtree(self._scratch, ignore_errors=True)
             self._scratch = None
