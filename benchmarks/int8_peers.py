@@ -28,6 +28,7 @@ from reid_trt.bench.run import cpu_name
 from reid_trt.calibration.api import calibrate_onnx, source_graph
 from reid_trt.calibration.placement import int8_work
 from reid_trt.core.metrics import cosine_rows
+from reid_trt.core.onnxio import ort_session
 from reid_trt.core.preprocess import graph_input
 from reid_trt.data.folder import read_crops
 from reid_trt.data.mot import mot_crops
@@ -82,7 +83,10 @@ def judged_sets() -> dict[str, list]:
 
 
 def figures(fp32, model_path, sets, contract) -> dict:
-    session = ort.InferenceSession(str(model_path), providers=["CPUExecutionProvider"])
+    # reid-trt's session: ONNX Runtime's WeightBiasQuantization pass off for FP16 Q/DQ graphs
+    # (it turns their Conv biases into int32 through FP16 scales, which underflow: cosine ~0.3
+    # for ModelOpt's default graphs in a default session; TensorRT runs no such pass).
+    session = ort_session(onnx.load(str(model_path)))
     name = session.get_inputs()[0].name
     out = {}
     for label, crops in sets.items():
@@ -122,7 +126,8 @@ def main() -> None:
                 f = figures(fp32, g["path"], sets, contract)
                 rows.append((weights, label, share, g["seconds"], f))
     lines = [f"INT8 against FP32 (cosine per crop), osnet_x0_25, calibrated on the 201 MOT17-04 "
-             f"boxes; judged in one ONNX Runtime {ort.__version__} CPU session per graph; "
+             f"boxes; judged in ONNX Runtime {ort.__version__} on the CPU (WeightBiasQuantization "
+             "off for FP16 Q/DQ graphs, as reid-trt's sessions run them); "
              f"{cpu_name()}.", "",
              "Command: `.venv/bin/python benchmarks/int8_peers.py --peers-python "
              "<venv with nvidia-modelopt[onnx] and nncf>/bin/python`", "",

@@ -13,6 +13,10 @@ import pytest
 
 from reid_trt.core import defaults
 
+# Ultralytics pip-installs what it thinks is missing while it runs (it replaced onnxruntime
+# 1.32 by 1.24 in the middle of a run of this suite): tests use the environment as installed.
+os.environ.setdefault("YOLO_AUTOINSTALL", "false")
+
 ROOT = Path(__file__).resolve().parents[1]
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 # torchreid's own model files, as the reference for faithfulness (fetched by `make test`).

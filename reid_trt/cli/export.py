@@ -180,7 +180,8 @@ def trt_cmd(
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Engine path "
                                                 "(default: <source stem>[.precision].plan).")] = None,
     precision: Annotated[Precision | None, typer.Option(
-        help="With --onnx: must match the graph (default: the graph's).")] = None,
+        help="With --onnx: the graph's (default); fp16 on an fp32 graph converts it first "
+        "(InstanceNorm and L2 kept fp32) and verifies it against the fp32 graph.")] = None,
     min_batch: Annotated[int | None, typer.Option(help="Profile minimum batch [1].")] = None,
     opt_batch: Annotated[int | None, typer.Option(help="Profile optimum batch [16].")] = None,
     max_batch: Annotated[int | None, typer.Option(help="Profile maximum batch [64].")] = None,
@@ -273,11 +274,32 @@ def calibrate_cmd(
     _print_calibration(result)
 
 
+# The graph a converting command reads (fp16, openvino).
+GraphIn = Annotated[Path, typer.Option("--onnx", help="Graph from reid-export onnx (fp16: an "
+                                       "fp32 one) or calibrate (openvino).", show_default=False)]
+
+
+@app.command("fp16")
+@fails_cleanly
+def fp16_cmd(
+    onnx_path: GraphIn,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="FP16 graph (default: "
+                                                "<stem>.fp16.onnx beside it).")] = None,
+    verify_data: VerifyData = None,
+):
+    """Convert an fp32 graph to fp16 (InstanceNorm, L2 normalisation and reductions kept fp32,
+    fp32 I/O), verified against the fp32 graph before it is written."""
+    from reid_trt.export.convert import write_fp16
+
+    path, conversion = write_fp16(onnx_path, output, read_verify_crops(verify_data))
+    console.print(f"verified    against the fp32 graph: {conversion.parity.summary()}")
+    console.print(f"[green]wrote[/]       {path}")
+
+
 @app.command("openvino")
 @fails_cleanly
 def openvino_cmd(
-    onnx_path: Annotated[Path, typer.Option("--onnx", help="Graph from reid-export onnx or "
-                                            "calibrate.", show_default=False)],
+    onnx_path: GraphIn,
     output: Annotated[Path | None, typer.Option("--output", "-o", help="IR topology .xml (the "
                                                 ".bin is written beside it; default: beside "
                                                 "the graph).")] = None,

@@ -16,9 +16,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import onnx
 
 from reid_trt.core.errors import ReidTrtError
 from reid_trt.core.fileio import check_output
+from reid_trt.core.onnxio import graph_precision, load_onnx
 from reid_trt.core.options import ConfigError, Precision
 from reid_trt.engine.build import (
     BuildConfig,
@@ -34,6 +36,7 @@ class EnginePipelineResult:
     build: BuildResult
     exported: object | None = None  # export.api.ExportResult, when built from weights
     calibrated: object | None = None  # calibration.api.CalibrationResult, for INT8
+    converted: object | None = None  # export.convert.Conversion, for fp16 from an fp32 graph
 
 
 def default_engine_path(source: Path, precision: str | None) -> Path:
@@ -78,6 +81,9 @@ def build_engine(output: Path | None, config: BuildConfig, *, onnx_path: Path | 
         check_output(staged_graph, f"the graph kept beside -o {engine}", (".onnx",),
                      inputs=inputs, side_files=side)
     preflight(config)  # no TensorRT, or an option it cannot take: nothing has been written yet
+    if staged_graph is None and config.precision == Precision.FP16 and \
+            graph_precision(load_onnx(onnx_path)) == Precision.FP32:
+        return _fp16_engine(onnx_path, engine, config, verify_crops, progress)
     if staged_graph is None:
         return EnginePipelineResult(engine_from_onnx(onnx_path, engine, config))
 
@@ -108,6 +114,23 @@ def build_engine(output: Path | None, config: BuildConfig, *, onnx_path: Path | 
             if exported is not None and exported.path == path:
                 exported.path = final
     return EnginePipelineResult(built, exported, calibrated)
+
+
+def _fp16_engine(onnx_path: Path, engine: Path, config: BuildConfig, verify_crops,
+                 progress) -> EnginePipelineResult:
+    """An FP16 engine from an FP32 graph: the graph converted (InstanceNorm and L2 kept FP32)
+    and verified against the FP32 one first; the manifest records the conversion."""
+    from reid_trt.export.convert import fp16_from_fp32
+
+    progress("converting the graph to fp16")
+    conversion = fp16_from_fp32(onnx_path, verify_crops)
+    with tempfile.TemporaryDirectory(prefix=f".{engine.name}.", dir=engine.parent or ".") as tmp:
+        staged = Path(tmp) / f"{Path(onnx_path).stem}.fp16.onnx"
+        onnx.save(conversion.model, staged)
+        progress("building engine")
+        built = engine_from_onnx(staged, engine, config, conversion=conversion.to_dict())
+    built.notes.append(f"converted {onnx_path} to fp16 first: {conversion.parity.summary()}")
+    return EnginePipelineResult(built, converted=conversion)
 
 
 def _moved(calibrated, old: Path, new: Path):

@@ -270,8 +270,10 @@ def _timing_cache(trt: Trt, builder_config, path: Path | None):
 
 
 def engine_from_onnx(onnx_path: Path | str, output: Path | str | None = None,
-                     config: BuildConfig = BuildConfig()) -> BuildResult:
-    """Builds `onnx_path` into an engine and writes it with its manifest (both atomically)."""
+                     config: BuildConfig = BuildConfig(), conversion: dict | None = None
+                     ) -> BuildResult:
+    """Builds `onnx_path` into an engine and writes it with its manifest (both atomically).
+    `conversion`: how the graph was made from another (recorded in the manifest)."""
     onnx_path = Path(onnx_path)
     model = load_onnx(onnx_path)
     output = check_engine_output(Path(output) if output else onnx_path.with_suffix(".plan"),
@@ -287,7 +289,8 @@ def engine_from_onnx(onnx_path: Path | str, output: Path | str | None = None,
 
             parsed = Path(tmp) / "fp16_remainder.onnx"
             onnx.save(qdq_to_fp16(model), parsed)
-        return _build(trt, onnx_path, parsed, output, config, contract, precision, remainder)
+        return _build(trt, onnx_path, parsed, output, config, contract, precision, remainder,
+                      conversion)
 
 
 def _int8_remainder(config: BuildConfig, model, onnx_path: Path) -> Precision:
@@ -302,7 +305,8 @@ def _int8_remainder(config: BuildConfig, model, onnx_path: Path) -> Precision:
 
 
 def _build(trt: Trt, onnx_path: Path, parsed: Path, output: Path, config: BuildConfig,
-           contract, precision: str, remainder: Precision | None) -> BuildResult:
+           contract, precision: str, remainder: Precision | None,
+           conversion: dict | None = None) -> BuildResult:
     logger = collecting_logger(trt)
     builder = trt.module.Builder(logger)
     notes: list[str] = []
@@ -346,7 +350,8 @@ def _build(trt: Trt, onnx_path: Path, parsed: Path, output: Path, config: BuildC
         build_seconds=round(seconds, 2), built_at=datetime.now(timezone.utc).isoformat(
             timespec="seconds"),
         options={"workspace_mib": config.workspace_mib, "opt_level": config.opt_level,
-                 "dla_core": config.dla_core, "gpu_fallback": config.dla_core is not None},
+                 "dla_core": config.dla_core, "gpu_fallback": config.dla_core is not None,
+                 **({"fp16_conversion": conversion} if conversion else {})},
         builder_warnings=logger.warnings[:50],
     )
     with atomic_path(output) as engine_tmp:

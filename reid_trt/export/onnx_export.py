@@ -15,6 +15,7 @@ from reid_trt.core.contract import Contract
 from reid_trt.core.errors import ExportError, MissingDependencyError
 from reid_trt.export.checks import check_graph
 from reid_trt.export.graph import ExportGraph, example_input
+from reid_trt.export.precision import simplified as _simplify
 from reid_trt.export.precision import to_fp16
 from reid_trt.models import get_variant
 
@@ -64,13 +65,6 @@ def _quiet(logger_name: str):
         logger.setLevel(level)
 
 
-def _simplify(model: onnx.ModelProto) -> onnx.ModelProto:
-    try:
-        import onnxslim
-    except ImportError:
-        raise MissingDependencyError("onnxslim", "export", "graph simplification") from None
-    with contextlib.redirect_stdout(io.StringIO()):
-        return onnxslim.slim(model)
 
 
 def onnx_from_model(model: torch.nn.Module, contract: Contract, batch: int | None = None,

@@ -16,6 +16,19 @@ from reid_trt.core.onnxio import QDQ_FP16_OPSET
 FP32_OPS = ["InstanceNormalization", "ReduceL2", "Clip", "Div"]
 
 
+def simplified(model: onnx.ModelProto) -> onnx.ModelProto:
+    """onnxslim's simplification (constant folding, dead nodes, topological order), quietly."""
+    import contextlib
+    import io
+
+    try:
+        import onnxslim
+    except ImportError:
+        raise MissingDependencyError("onnxslim", "export", "graph simplification") from None
+    with contextlib.redirect_stdout(io.StringIO()):
+        return onnxslim.slim(model)
+
+
 def to_fp16(model: onnx.ModelProto, keep_fp32_io: bool = True) -> onnx.ModelProto:
     """FP16 weights and activations, except the ops in FP32_OPS (wrapped in Casts)."""
     try:

@@ -33,8 +33,10 @@ LOG_TAIL = 12  # server log lines quoted when it fails to start
 SHM = Path("/dev/shm")
 # Lines of Triton's log that say a model failed: the server may stay up (or take its whole
 # timeout to give up), so `start` stops at the first of them instead of waiting.
+# (A Python model whose model.py is missing stays "loading" for ever after the stub's line.)
 MODEL_FAILED = re.compile(r"failed to load '([^']+)'|Poll failed for model directory '([^']+)'"
-                          r"|failed to load all models")
+                          r"|failed to load all models|Failed to preinitialize Python stub"
+                          r"|Stub process '[^']*' is not healthy")
 
 
 @dataclass(frozen=True)

@@ -85,7 +85,6 @@ def test_served_config_must_match_its_contract(artifacts, tmp_path):
                                        "0", "--metrics-port", "0"])
     assert result.exit_code == 1 and "does not fit its model" in one_line(result.stderr)
     # ...and a client of a server that loads it anyway refuses to connect.
-    (repo / "osnet" / "1" / "environment.json").unlink()  # not reid-export's any more
     from reid_trt.serving import repository
 
     original = repository._check_written_model
@@ -138,8 +137,8 @@ def test_served_code_is_the_installed_reid_trt(artifacts, tmp_path, monkeypatch,
         client = TritonEmbedder(server.grpc_url, "osnet", timeout=10)
         assert client.embed(market_crops[:2]).shape == (2, 512)
         client.close()
+    # (Triton's stub caches model.py's own bytecode in the model folder: the repository's.)
     assert sorted(p.name for p in impostor.iterdir()) == ["__init__.py"]
-    assert not list(repo.rglob("__pycache__"))
 
 
 def test_replacing_a_model_is_whole_or_nothing(artifacts, tmp_path, monkeypatch):
@@ -195,7 +194,7 @@ DEEPSTREAM_VALUES = [
     ("batch-infinite", "batchSize: .inf", ["batchSize is inf", "whole number"]),
     ("offsets-short", "offsets: [0, 0]", ["offsets is [0, 0]", "list of 3"]),
     ("scale-text", "netScaleFactor: one", ["netScaleFactor is 'one'", "finite number"]),
-    ("escape-key", "\"evil\\e[31m\": 1", ["unknown key(s) 'evil?[31m'"]),
+    ("escape-key", "\"evil\\e[31m\": 1", ["unknown key(s) 'evil\\x1b[31m'"]),
 ]
 
 
@@ -217,8 +216,9 @@ def test_deepstream_check_values(ws, deepstream_graph, case, line, fragments):
     key = line.split(":")[0].strip('"').split("\\")[0]
     kept = [row for row in text.splitlines() if not row.strip().startswith(f"{key}:")]
     ws.write("bad.yml", "\n".join(kept) + f"\n  {line}\n")
-    run_cli(export_app, ws, ["deepstream", "--onnx", "ds.onnx", "-o", "bad.yml", "--check"], 1,
-            *fragments)
+    message = run_cli(export_app, ws, ["deepstream", "--onnx", "ds.onnx", "-o", "bad.yml",
+                                       "--check"], 1, *fragments)
+    assert "\x1b" not in message  # a terminal escape from the file is shown, never sent
 
 
 def test_deepstream_gpu_id_negative(ws, deepstream_graph):
