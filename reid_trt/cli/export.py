@@ -274,6 +274,58 @@ def calibrate_cmd(
     _print_calibration(result)
 
 
+def _three(text: str | None, option: str) -> tuple[float, float, float] | None:
+    if text is None:
+        return None
+    try:
+        values = tuple(float(v) for v in text.split(","))
+    except ValueError:
+        values = ()
+    if len(values) != 3:
+        fail(f"{option} {text}: give three numbers, R,G,B (0-1 units, e.g. 0.485,0.456,0.406)", 2)
+    return values
+
+
+@app.command("adopt")
+@fails_cleanly
+def adopt_cmd(
+    graph: Annotated[Path, typer.Argument(help="An OSNet .onnx from another exporter (BoxMOT, "
+                                          "torchreid, a tracking repo).", show_default=False)],
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="reid-trt graph (default: "
+                                                "<stem>.reid.onnx beside it).")] = None,
+    input_format: Annotated[InputFormat | None, typer.Option(
+        "--input", help="How the graph takes images [recognised: float for N,3,H,W, uint8-bgr "
+        "for N,H,W,3].", show_default=False)] = None,
+    mean: Annotated[str | None, typer.Option(help="R,G,B mean the graph expects subtracted "
+                                             "[ImageNet's].", show_default=False)] = None,
+    std: Annotated[str | None, typer.Option(help="R,G,B std [ImageNet's].",
+                                            show_default=False)] = None,
+    input_size: Annotated[str | None, typer.Option(help="HEIGHTxWIDTH, for graphs with dynamic "
+                                                   "spatial axes [the graph's, else 256x128].",
+                                                   show_default=False)] = None,
+    weights: Annotated[Path | None, typer.Option("--weights", "-w", help="The checkpoint it was "
+                                                 "exported from: verify against PyTorch.")] = None,
+    verify_data: VerifyData = None,
+    trust_checkpoint: TrustCheckpoint = False,
+):
+    """Make another exporter's OSNet graph a reid-trt graph: structure checked, opset raised for
+    TensorRT, cleaned, the preprocessing contract written in, proven to compute what it did (or
+    verified against PyTorch with --weights)."""
+    from reid_trt.export.adopt import write_adopted
+
+    path, adoption = write_adopted(
+        graph, output, input_format=input_format, mean=_three(mean, "--mean"),
+        std=_three(std, "--std"), size=parse_size(input_size) if input_size else None,
+        weights=weights, trust_checkpoint=trust_checkpoint,
+        crops=read_verify_crops(verify_data))
+    for line in adoption.evidence:
+        console.print(f"evidence    {line}")
+    console.print(f"contract    {adoption.contract.summary()}")
+    against = "PyTorch" if weights else "the original graph"
+    console.print(f"verified    against {against}: {adoption.parity.summary()}")
+    console.print(f"[green]wrote[/]       {path}")
+
+
 # The graph a converting command reads (fp16, openvino).
 GraphIn = Annotated[Path, typer.Option("--onnx", help="Graph from reid-export onnx (fp16: an "
                                        "fp32 one) or calibrate (openvino).", show_default=False)]
