@@ -291,6 +291,27 @@ TRACKER_CASES = [
      ["deepstream", "--onnx", "m.onnx", "-o", "bad.yml", "--check"], 1, ["m.onnx"]),
 ]
 
+# reid-export adopt and fp16 (issue 21).
+GRAPH_CASES = [
+    ("adopt-text-file", None, ["adopt", "notes.txt", "-o", "a.onnx"], 1, ["notes.txt"]),
+    ("adopt-truncated", None, ["adopt", "truncated.onnx", "-o", "a.onnx"], 1,
+     ["truncated.onnx"]),
+    ("adopt-onto-input", None, ["adopt", "m.onnx", "-o", "m.onnx"], 1,
+     ["would overwrite the input m.onnx"]),
+    ("adopt-mean-two-numbers", None, ["adopt", "m.onnx", "--mean", "0.4,0.4", "-o", "a.onnx"],
+     2, ["--mean 0.4,0.4"]),
+    ("adopt-uint8-on-nchw", None, ["adopt", "m.onnx", "--input", "uint8-bgr", "-o", "a.onnx"],
+     1, ["--input uint8-bgr", "N,3,H,W"]),
+    ("adopt-size-mismatch", None, ["adopt", "m.onnx", "--input-size", "128x64", "-o",
+                                   "a.onnx"], 1, ["--input-size 128x64", "256x128"]),
+    ("adopt-weights-text", None, ["adopt", "m.onnx", "-w", "text.pth", "-o", "a.onnx"], 1,
+     ["text.pth"]),
+    ("fp16-text-file", None, ["fp16", "--onnx", "notes.txt", "-o", "h.onnx"], 1,
+     ["notes.txt"]),
+    ("fp16-output-suffix", None, ["fp16", "--onnx", "m.onnx", "-o", "h.plan"], 1,
+     ["-o h.plan", ".onnx"]),
+]
+
 BENCH_CASES = [
     ("bench-nothing", None, [], 1, ["nothing to benchmark"]),
     ("bench-triton-target", None, ["--triton", "osnet"], 1, ["--triton osnet", "HOST:PORT/MODEL"]),
@@ -332,7 +353,7 @@ BENCH_CASES = [
 
 
 CASES = [(export_app, *c) for c in EXPORT_CASES + TRITON_CASES + OPENVINO_CASES +
-                                      TRACKER_CASES] + \
+                                      TRACKER_CASES + GRAPH_CASES] + \
     [(bench_app, *c) for c in BENCH_CASES]
 
 
