@@ -48,3 +48,14 @@ def mot_frames(shared_data) -> dict[str, list[tuple[np.ndarray, np.ndarray]]]:
             boxes = np.array([box for _, box in pedestrian_boxes(gt, number)], dtype=np.float64)
             out[sequence].append((cv2.imread(str(path)), boxes))
     return out
+
+
+def feature_agreement(ours: dict, reference: dict) -> float:
+    """Min cosine between the tracks' stored appearance features (track id -> smoothed
+    embedding) of two runs of a tracker: what track ids alone cannot show, since on consecutive
+    frames box overlap decides every match whatever the embeddings."""
+    common = sorted(set(ours) & set(reference))
+    assert len(common) >= 10, (sorted(ours), sorted(reference))
+    a = np.stack([ours[i] / np.linalg.norm(ours[i]) for i in common])
+    b = np.stack([reference[i] / np.linalg.norm(reference[i]) for i in common])
+    return float(np.einsum("ij,ij->i", a, b).min())

@@ -14,7 +14,7 @@ from reid_trt.cli.export import app as export_app
 from reid_trt.core.errors import ReidTrtError
 from reid_trt.integrations.boxmot import BoxMOTReID
 from reid_trt.runtime.embedder import Embedder
-from tests.integrations.conftest import consumer, export_for
+from tests.integrations.conftest import consumer, export_for, feature_agreement
 
 runner = CliRunner()
 
@@ -46,15 +46,28 @@ def boxes_with_scores(boxes: np.ndarray) -> np.ndarray:
     return np.c_[boxes, np.ones(len(boxes)), np.zeros(len(boxes))]
 
 
-def track(boxmot, reid_model, frames) -> list[dict]:
-    """BoT-SORT over the frames: per frame, box -> track id (boxes matched by position)."""
+def track(boxmot, reid_model, frames) -> tuple[list[dict], dict]:
+    """BoT-SORT over the frames: per frame, box -> track id (boxes matched by position); and at
+    the end, track id -> the appearance feature the tracker stored for it."""
     tracker = boxmot.BotSort(reid_model=reid_model)
     out = []
     for frame, boxes in frames:
         tracks = tracker.update(boxes_with_scores(boxes), frame)
         # columns: x0, y0, x1, y1, id, conf, cls, det index
         out.append({int(t[7]): int(t[4]) for t in tracks})
-    return out
+    stored = {t.id: np.asarray(t.smooth_feat) for t in tracker.active_tracks
+              if t.smooth_feat is not None}
+    return out, stored
+
+
+class ChannelSwapped:
+    """The control: a reid model whose embeddings are right but for the order of channels."""
+
+    def __init__(self, reid):
+        self.reid = reid
+
+    def get_features(self, xyxys, img):
+        return np.roll(self.reid.get_features(xyxys, img), 1, axis=1)
 
 
 def test_embeddings_match_boxmot_own_backend(boxmot_own, graphs, mot_frames):
@@ -72,12 +85,18 @@ def test_embeddings_match_boxmot_own_backend(boxmot_own, graphs, mot_frames):
 
 
 def test_botsort_gives_the_same_tracks(boxmot, boxmot_own, graphs, mot_frames):
+    """Same track ids, and the same appearance stored per track; channel-swapped embeddings
+    keep the ids (box overlap decides them on these frames) but fail the features."""
     ours = BoxMOTReID(Embedder(graphs["osnet_x0_25", "fp32"], device="cpu"))
     for sequence, frames in mot_frames.items():
-        want = track(boxmot, boxmot_own, frames)
-        got = track(boxmot, ours, frames)
+        want, want_features = track(boxmot, boxmot_own, frames)
+        got, got_features = track(boxmot, ours, frames)
         assert got == want, sequence
         assert len(set(got[-1].values())) >= 10  # real tracks, not an empty output
+        assert feature_agreement(got_features, want_features) >= 0.999, sequence
+        wrong, wrong_features = track(boxmot, ChannelSwapped(ours), frames)
+        assert wrong == want  # the ids cannot tell...
+        assert feature_agreement(wrong_features, want_features) < 0.9  # ...the features do
 
 
 def test_boxmot_loads_the_exported_graph_as_is(boxmot, boxmot_own, boxmot_graph, mot_frames):

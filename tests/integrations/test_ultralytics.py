@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from reid_trt.cli.export import app as export_app
 from reid_trt.core import defaults
 from reid_trt.models.checkpoint import load_model
-from tests.integrations.conftest import consumer, export_for
+from tests.integrations.conftest import consumer, export_for, feature_agreement
 
 runner = CliRunner()
 
@@ -79,17 +79,28 @@ def test_botsort_tracks_alike(ultralytics_graph, encoder, real_weights, mot_fram
         args.with_reid, args.model, args.gmc_method = True, reid_model, "none"
         return BOTSORT(args)
 
+    def stored(t: BOTSORT) -> dict:
+        return {s.track_id: np.asarray(s.smooth_feat) for s in t.tracked_stracks
+                if s.smooth_feat is not None}
+
     for sequence, frames in mot_frames.items():
         ours, reference = tracker(str(ultralytics_graph)), tracker("auto")
+        control = tracker("auto")  # fed channel-swapped embeddings
         for frame, boxes in frames:
             detections = torch.tensor(np.c_[boxes, np.ones(len(boxes)), np.zeros(len(boxes))],
                                       dtype=torch.float32)
+            feats = pytorch_as_ultralytics_feeds(model, encoder, frame, boxes)
             got = ours.update(Boxes(detections, frame.shape[:2]), frame)
-            want = reference.update(Boxes(detections, frame.shape[:2]), frame,
-                                    feats=pytorch_as_ultralytics_feeds(model, encoder, frame,
-                                                                       boxes))
+            want = reference.update(Boxes(detections, frame.shape[:2]), frame, feats=feats)
+            wrong = control.update(Boxes(detections, frame.shape[:2]), frame,
+                                   feats=np.roll(feats, 1, axis=1))
             np.testing.assert_array_equal(got[:, 4], want[:, 4], err_msg=sequence)
+            np.testing.assert_array_equal(wrong[:, 4], want[:, 4], err_msg=sequence)
         assert len(got) >= 10
+        # The ids cannot tell right embeddings from wrong ones on these frames; the stored
+        # appearance features can.
+        assert feature_agreement(stored(ours), stored(reference)) >= 0.9999, sequence
+        assert feature_agreement(stored(control), stored(reference)) < 0.9, sequence
 
 
 def test_refusals(real_weights, tmp_path):
