@@ -144,7 +144,7 @@ def check_reid_section(section: dict, contract: Contract, precision: str,
         raise ReidTrtError(f"{source}: the ReID section is not a mapping")
     unknown = sorted(set(section) - DOCUMENTED_KEYS)
     if unknown:
-        raise ReidTrtError(f"{source}: unknown key(s) {', '.join(map(_shown, unknown))}; "
+        raise ReidTrtError(f"{source}: unknown key(s) {', '.join(map(_key, unknown))}; "
                            "DeepStream ignores them silently (known: "
                            f"{', '.join(sorted(DOCUMENTED_KEYS))})")
     for key, value in section.items():
@@ -182,6 +182,10 @@ def _shown(value, limit: int = 60) -> str:
     """A value from a user's file for a one-line message: printable, short."""
     text = "".join(ch if ch.isprintable() else "?" for ch in repr(value))
     return text if len(text) <= limit else text[:limit] + "..."
+
+
+def _key(key) -> str:
+    return key if isinstance(key, str) and key.isprintable() else _shown(key)
 
 
 def _is_int(v) -> bool:
