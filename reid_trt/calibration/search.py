@@ -85,7 +85,8 @@ def search(graph: Int8Graph, score: Callable[[onnx.ModelProto], Agreement],
     agreement = full or quick(graph())
     if full is None and budget.holds(agreement):
         agreement = judged([])
-    steps = [{"excluded": 0, **agreement.summary()}]
+    steps = [{"excluded": 0, "rows": "all" if full or budget.holds(agreement) else "subset",
+              **agreement.summary()}]
     if budget.holds(agreement):
         return SearchResult(graph(), agreement, [], steps=steps, scorings=scorings)
     groups = {block: [n for n in nodes if n in set(graph.int8)]
