@@ -13,8 +13,8 @@ import pytest
 
 from reid_trt.core import defaults
 
-# Ultralytics pip-installs what it thinks is missing while it runs (it replaced onnxruntime
-# 1.32 by 1.24 in the middle of a run of this suite): tests use the environment as installed.
+# Ultralytics pip-installs what it judges missing while it runs (BoxMOT too: see
+# tests/integrations/conftest.py): tests use the environment as installed.
 os.environ.setdefault("YOLO_AUTOINSTALL", "false")
 
 ROOT = Path(__file__).resolve().parents[1]
