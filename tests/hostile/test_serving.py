@@ -22,25 +22,13 @@ from reid_trt.serving.config import ServeOptions
 from reid_trt.serving.repository import write_repository
 from reid_trt.serving.server import SHM, TritonServer
 from tests.hostile.conftest import one_line, run_cli, snapshot
+from tests.serving.conftest import wrap_served_model
 
 runner = CliRunner()
 
 # A served model that answers wrong: one row whatever the batch, or half the feature width.
-WRONG_MODEL = '''
-import importlib.util
-from pathlib import Path
-
-_spec = importlib.util.spec_from_file_location("real_model", Path(__file__).with_name(
-    "real_model.py"))
-_real = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(_real)
-
-
-class TritonPythonModel(_real.TritonPythonModel):
-    def embed(self, batch):
-        rows = super().embed(batch)
-        return rows[:1] if len(batch) == 3 else rows[:, :256] if len(batch) == 2 else rows
-'''
+WRONG = """        rows = super().embed(batch)
+        return rows[:1] if len(batch) == 3 else rows[:, :256] if len(batch) == 2 else rows"""
 
 
 def _ours() -> list[Path]:
@@ -52,9 +40,7 @@ def wrong_server(artifacts, tmp_path_factory):
     repo = tmp_path_factory.mktemp("wrong") / "repo"
     write_repository(repo, artifacts["graph"], ServeOptions(name="osnet", kind="python",
                                                             max_batch=8))
-    version = repo / "osnet" / "1"
-    shutil.move(version / "model.py", version / "real_model.py")
-    (version / "model.py").write_text(WRONG_MODEL)
+    wrap_served_model(repo, WRONG)
     with TritonServer(repo, http_port=0, grpc_port=0, metrics_port=0) as server:
         yield server
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -44,3 +45,28 @@ def engine(graphs, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("served_engine") / "osnet.plan"
     return engine_from_onnx(graphs["osnet_x0_25", "fp32"], out,
                             BuildConfig(opt_batch=8, max_batch=32)).engine
+
+
+WRAPPER = """
+import importlib.util
+import time
+from pathlib import Path
+
+_spec = importlib.util.spec_from_file_location("real_model", Path(__file__).with_name(
+    "real_model.py"))
+_real = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(_real)
+
+
+class TritonPythonModel(_real.TritonPythonModel):
+    def embed(self, batch):
+{body}
+"""
+
+
+def wrap_served_model(repo: Path, body: str, name: str = "osnet") -> None:
+    """Replaces a Python-kind model's `embed` by `body` (indented 8 spaces; `super().embed(batch)`
+    is the real one): faults injected into the real server's model, nothing mocked."""
+    version = repo / name / "1"
+    shutil.move(version / "model.py", version / "real_model.py")
+    (version / "model.py").write_text(WRAPPER.format(body=body))

@@ -8,7 +8,6 @@ Run with -s for the figures (benchmarks/results/serving_faults_cpu.md quotes the
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import threading
 import time
@@ -24,27 +23,14 @@ from reid_trt.serving.client import TritonEmbedder
 from reid_trt.serving.config import ServeOptions
 from reid_trt.serving.repository import write_repository
 from reid_trt.serving.server import SHM, TritonServer
+from tests.serving.conftest import wrap_served_model
 
-# Wraps the real model.py: a white crop raises, a crop of value 254 hangs (the injected faults).
-FAULTY_MODEL = '''
-import importlib.util
-import time
-from pathlib import Path
-
-_spec = importlib.util.spec_from_file_location("real_model", Path(__file__).with_name(
-    "real_model.py"))
-_real = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(_real)
-
-
-class TritonPythonModel(_real.TritonPythonModel):
-    def embed(self, batch):
-        if (batch == 255).all(axis=(1, 2, 3)).any():
+# The injected faults: a white crop raises, a crop of value 254 hangs.
+FAULTS = """        if (batch == 255).all(axis=(1, 2, 3)).any():
             raise ValueError("a white crop: the fault this test injected")
         if (batch == 254).all(axis=(1, 2, 3)).any():
             time.sleep(20)
-        return super().embed(batch)
-'''
+        return super().embed(batch)"""
 
 
 @pytest.fixture(scope="module")
@@ -58,9 +44,7 @@ def _repository(graphs, folder: Path, faulty: bool = False, instances: int = 1) 
     write_repository(repo, graphs["osnet_x0_25", "fp32"],
                      ServeOptions(name="osnet", kind="python", max_batch=32, instances=instances))
     if faulty:
-        version = repo / "osnet" / "1"
-        shutil.move(version / "model.py", version / "real_model.py")
-        (version / "model.py").write_text(FAULTY_MODEL)
+        wrap_served_model(repo, FAULTS)
     return repo
 
 
