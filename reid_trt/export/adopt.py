@@ -20,13 +20,10 @@ from reid_trt.core import defaults
 from reid_trt.core.contract import Contract
 from reid_trt.core.errors import ReidTrtError, VerificationError
 from reid_trt.core.fileio import atomic_path, check_output, sha256_file
-from reid_trt.core.metrics import cosine_rows
-from reid_trt.core.onnxio import graph_precision, load_onnx, ort_session
+from reid_trt.core.onnxio import graph_precision, load_onnx
 from reid_trt.core.options import InputFormat
-from reid_trt.core.preprocess import graph_input
-from reid_trt.data.synthetic import person_like_crops
 from reid_trt.export.precision import simplified
-from reid_trt.export.verify import ParityReport, run_onnx
+from reid_trt.export.verify import ParityReport, graph_parity
 from reid_trt.models import VARIANTS, WIDTHS
 
 SAME_FUNCTION_MIN_COSINE = 1 - 1e-6  # adopted against the original graph, per crop
@@ -159,9 +156,6 @@ def adopt_onnx(source: Path | str, *, input_format: str | None = None, mean=None
     onnx.helper.set_model_props(model, contract.to_metadata())
     model.producer_name = model.producer_name or "unknown"
     onnx.checker.check_model(model)
-    if crops is None:
-        crops = person_like_crops(defaults.VERIFY_CROPS, contract.height, contract.width,
-                                  seed=defaults.VERIFY_SEED)
     if weights is not None:
         from reid_trt.export.verify import require_parity, verify_against_torch
         from reid_trt.models.checkpoint import load_model
@@ -170,13 +164,8 @@ def adopt_onnx(source: Path | str, *, input_format: str | None = None, mean=None
         parity = verify_against_torch(model, loaded.model, contract, crops)
         require_parity(parity, f"the adopted graph of {source}")
         return Adoption(model, contract, evidence, parity)
-    x = graph_input(crops, contract)
-    dim = _inputs(original)[0].type.tensor_type.shape.dim[0].dim_value or None
-    want = run_onnx(ort_session(original, source=str(source)), x, dim)
-    got = run_onnx(ort_session(model, source="the adopted graph"), x, dim)
-    cos = cosine_rows(got, want)
-    parity = ParityReport(len(crops), float(np.abs(got - want).max()), float(cos.min()),
-                          float(cos.mean()), SAME_FUNCTION_MIN_COSINE)
+    parity = graph_parity(original, model, contract, SAME_FUNCTION_MIN_COSINE, crops,
+                          (str(source), "the adopted graph"))
     if not parity.passed:
         raise VerificationError(f"adopting {source} changed what it computes: {parity.summary()}; "
                                 "nothing was written")

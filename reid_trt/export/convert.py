@@ -15,17 +15,13 @@ from pathlib import Path
 import numpy as np
 import onnx
 
-from reid_trt.core import defaults
 from reid_trt.core.contract import Contract, contract_of
 from reid_trt.core.errors import ReidTrtError, VerificationError
 from reid_trt.core.fileio import atomic_path, check_output, sha256_file
-from reid_trt.core.metrics import cosine_rows
-from reid_trt.core.onnxio import graph_precision, load_onnx, ort_session
+from reid_trt.core.onnxio import graph_precision, load_onnx
 from reid_trt.core.options import Precision
-from reid_trt.core.preprocess import graph_input
-from reid_trt.data.synthetic import person_like_crops
 from reid_trt.export.precision import simplified, to_fp16
-from reid_trt.export.verify import ParityReport, run_onnx
+from reid_trt.export.verify import ParityReport, graph_parity
 
 # FP16 against the FP32 graph it came from, min cosine per crop (the real osnet_x0_25 measures
 # 0.99996 or better on the real crops here).
@@ -58,16 +54,8 @@ def fp16_from_fp32(source: Path, crops: list[np.ndarray] | None = None) -> Conve
     del converted.metadata_props[:]
     onnx.helper.set_model_props(converted, target.to_metadata())
     onnx.checker.check_model(converted)
-    if crops is None:
-        crops = person_like_crops(defaults.VERIFY_CROPS, contract.height, contract.width,
-                                  seed=defaults.VERIFY_SEED)
-    x = graph_input(crops, contract)
-    dim = model.graph.input[0].type.tensor_type.shape.dim[0].dim_value or None
-    want = run_onnx(ort_session(model, source=str(source)), x, dim)
-    got = run_onnx(ort_session(converted, source="the FP16 conversion"), x, dim)
-    cos = cosine_rows(got, want)
-    parity = ParityReport(len(crops), float(np.abs(got.astype(np.float64) - want).max()),
-                          float(cos.min()), float(cos.mean()), FP16_FROM_FP32_MIN_COSINE)
+    parity = graph_parity(model, converted, contract, FP16_FROM_FP32_MIN_COSINE, crops,
+                          (str(source), "the FP16 conversion"))
     if not parity.passed:
         raise VerificationError(f"the FP16 conversion of {source} disagrees with it: "
                                 f"{parity.summary()}; nothing was written (keep fp32)")

@@ -81,6 +81,23 @@ def verify_against_torch(onnx_model: onnx.ModelProto | str, torch_model, contrac
     )
 
 
+def graph_parity(reference: onnx.ModelProto, candidate: onnx.ModelProto, contract: Contract,
+                 tolerance: float, crops: Sequence[np.ndarray] | None = None,
+                 names: tuple[str, str] = ("the source graph", "the new graph")) -> ParityReport:
+    """One graph against another in ONNX Runtime on the same crops (default: generated
+    person-like ones), for conversions that must keep the function: fp16, adoption."""
+    if crops is None:
+        crops = person_like_crops(defaults.VERIFY_CROPS, contract.height, contract.width,
+                                  seed=defaults.VERIFY_SEED)
+    x = graph_input(crops, contract)
+    dim = reference.graph.input[0].type.tensor_type.shape.dim[0].dim_value or None
+    want = run_onnx(ort_session(reference, source=names[0]), x, dim)
+    got = run_onnx(ort_session(candidate, source=names[1]), x, dim)
+    cos = cosine_rows(got, want)
+    return ParityReport(len(crops), float(np.abs(got.astype(np.float64) - want).max()),
+                        float(cos.min()), float(cos.mean()), tolerance)
+
+
 def require_parity(report: ParityReport, what: str) -> None:
     if not report.passed:
         raise VerificationError(
