@@ -291,17 +291,16 @@ def _equalized(source: onnx.ModelProto, batches: list[np.ndarray], score: Scorer
     return graph, {**entry, "used": True}
 
 
-def candidates(config: CalibrationConfig) -> list[tuple[CalibrationMethod, bool]]:
-    """(range method, equalise first) pairs to try. Equalisation raises every channel to the
-    widest one's range, so only a clipping method keeps a few outliers from setting the scale:
-    with plain max ranges it made INT8 worse in every measurement. `auto` is mse after
-    equalisation: it beat minmax on every graph and set measured (all-INT8 mean/low-tail cosine
-    0.986/0.93 against 0.975/0.84 for the MSMT17 osnet_x0_25 on MOT17-04), so trying both only
-    doubled the time."""
-    clipping = (CalibrationMethod.MSE, CalibrationMethod.PERCENTILE)
+def range_method(config: CalibrationConfig) -> tuple[CalibrationMethod, bool]:
+    """(range method, equalise first). Equalisation raises every channel to the widest one's
+    range, so only a clipping method keeps a few outliers from setting the scale: with plain max
+    ranges it made INT8 worse in every measurement. `auto` is mse after equalisation: it beat
+    minmax on every graph and set measured (all-INT8 mean/low-tail cosine 0.986/0.93 against
+    0.975/0.84 for the MSMT17 osnet_x0_25 on MOT17-04), so trying both only doubled the time."""
     if config.method == CalibrationMethod.AUTO:
-        return [(CalibrationMethod.MSE, config.equalize)]
-    return [(config.method, config.equalize and config.method in clipping)]
+        return CalibrationMethod.MSE, config.equalize
+    clipping = (CalibrationMethod.MSE, CalibrationMethod.PERCENTILE)
+    return config.method, config.equalize and config.method in clipping
 
 
 @dataclass
@@ -319,29 +318,21 @@ class Choice:
 
 def choose(source: onnx.ModelProto, batches: list[np.ndarray], score: Scorer,
            config: CalibrationConfig, progress: Callable[[str], None]) -> Choice:
-    """Every range method's all-INT8 graph, judged on the quick subset; the best one gets its
-    biases corrected and goes through the fallback search."""
-    tried, built, equalization, equalized = {}, {}, {"used": False}, None
+    """Ranges by the configured method (after equalisation where it helps), the all-INT8 graph
+    judged on the quick subset, biases corrected, then the fallback search."""
+    method, eq = range_method(config)
     seconds: dict[str, float] = {}
     clock = time.perf_counter()
-    for method, eq in candidates(config):
-        graph = source
-        if eq:
-            if equalized is None:
-                progress("equalising")
-                equalized, equalization = _equalized(source, batches, score)
-            graph = equalized
-        progress(f"calibrating ({method})")
-        ranges = tensor_ranges(graph, batches, method, activation_tensors(graph), QUANTIZED_OPS)
-        candidate = Int8Graph(graph, ranges)
-        quick = score.quick(candidate())
-        built[str(method)] = (graph, ranges, candidate)
-        tried[str(method)] = {"equalized": eq and graph is not source,
-                              "all_int8_quick": quick.summary()}
+    graph, equalization = source, {"used": False}
+    if eq:
+        progress("equalising")
+        graph, equalization = _equalized(source, batches, score)
+    progress(f"calibrating ({method})")
+    ranges = tensor_ranges(graph, batches, method, activation_tensors(graph), QUANTIZED_OPS)
+    candidate = Int8Graph(graph, ranges)
+    tried = {str(method): {"equalized": graph is not source,
+                           "all_int8_quick": score.quick(candidate()).summary()}}
     seconds["ranges"] = time.perf_counter() - clock
-    method = max(tried, key=lambda m: (tried[m]["all_int8_quick"]["low_cosine"]
-                                       + tried[m]["all_int8_quick"]["mean_cosine"]))
-    graph, ranges, candidate = built[method]
     clock = time.perf_counter()
     progress("measuring each layer's INT8 error")
     candidate.measure(batches, correct_bias=config.bias_correction)
@@ -350,7 +341,7 @@ def choose(source: onnx.ModelProto, batches: list[np.ndarray], score: Scorer,
     result = search(candidate, score, score.quick, config.budget,
                     lambda m: progress(f"{method}: {m}"))
     seconds["search"] = time.perf_counter() - clock
-    return Choice(method, graph, result, ranges, tried, equalization, seconds)
+    return Choice(str(method), graph, result, ranges, tried, equalization, seconds)
 
 
 def calibrate_onnx(source: onnx.ModelProto, source_sha256: str, calib_data: Path | str,

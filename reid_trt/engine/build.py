@@ -290,7 +290,7 @@ def engine_from_onnx(onnx_path: Path | str, output: Path | str | None = None,
             parsed = Path(tmp) / "fp16_remainder.onnx"
             onnx.save(qdq_to_fp16(model), parsed)
         return _build(trt, onnx_path, parsed, output, config, contract, precision, remainder,
-                      conversion)
+                      conversion, model)
 
 
 def _int8_remainder(config: BuildConfig, model, onnx_path: Path) -> Precision:
@@ -306,7 +306,7 @@ def _int8_remainder(config: BuildConfig, model, onnx_path: Path) -> Precision:
 
 def _build(trt: Trt, onnx_path: Path, parsed: Path, output: Path, config: BuildConfig,
            contract, precision: str, remainder: Precision | None,
-           conversion: dict | None = None) -> BuildResult:
+           conversion: dict | None, model: onnx.ModelProto) -> BuildResult:
     logger = collecting_logger(trt)
     builder = trt.module.Builder(logger)
     notes: list[str] = []
@@ -345,7 +345,7 @@ def _build(trt: Trt, onnx_path: Path, parsed: Path, output: Path, config: BuildC
         profile={"min": lo, "opt": opt, "max": hi}, io=_io(network),
         contract=contract.to_dict(), targets=targets, instancenorm=in_path or "none",
         weighted_layers=weighted_layers(network), unquantized=str(remainder or ""),
-        engine_layers=engine_layer_report(logger.layers, load_onnx(onnx_path)),
+        engine_layers=engine_layer_report(logger.layers, model),
         onnx_sha256=sha256_file(onnx_path), engine_bytes=len(engine),
         build_seconds=round(seconds, 2), built_at=datetime.now(timezone.utc).isoformat(
             timespec="seconds"),
