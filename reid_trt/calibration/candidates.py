@@ -21,7 +21,7 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
-from reid_trt.calibration.placement import int8_layers, residual_adds
+from reid_trt.calibration.placement import dq_sources, int8_layers, residual_adds
 from reid_trt.calibration.quantize import Quantizer
 from reid_trt.core.onnxio import ort_session
 
@@ -67,20 +67,13 @@ class Int8Graph:
         return out
 
 
-def _dq_sources(model: onnx.ModelProto) -> dict[str, str]:
-    """DequantizeLinear output -> the float tensor its QuantizeLinear quantized."""
-    q_input = {n.output[0]: n.input[0] for n in model.graph.node if n.op_type == "QuantizeLinear"}
-    return {n.output[0]: q_input[n.input[0]] for n in model.graph.node
-            if n.op_type == "DequantizeLinear" and n.input[0] in q_input}
-
-
 def _rewire_float(model: onnx.ModelProto, source: onnx.ModelProto, layers: set[str]) -> None:
     """Feeds `layers` their float input and weights again; residual Adds whose Conv went float
     get their float identity input back (TensorRT fuses the Add only into an INT8 Conv)."""
     original = {n.name: n for n in source.graph.node}
     inits = {i.name for i in model.graph.initializer}
     source_inits = {i.name: i for i in source.graph.initializer}
-    dq_source = _dq_sources(model)
+    dq_source = dq_sources(model)
     for node in model.graph.node:
         if node.name not in layers:
             continue

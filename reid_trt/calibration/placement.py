@@ -77,6 +77,13 @@ def residual_adds(model: onnx.ModelProto) -> list[onnx.NodeProto]:
             set(consumers.get(n.output[0], [])) & {"Relu", "InstanceNormalization"}]
 
 
+def dq_sources(model: onnx.ModelProto) -> dict[str, str]:
+    """DequantizeLinear output -> the float tensor its QuantizeLinear quantized."""
+    q_input = {n.output[0]: n.input[0] for n in model.graph.node if n.op_type == "QuantizeLinear"}
+    return {n.output[0]: q_input[n.input[0]] for n in model.graph.node
+            if n.op_type == "DequantizeLinear" and n.input[0] in q_input}
+
+
 def quantize_residual_inputs(model: onnx.ModelProto, amax: dict[str, float],
                              originals: list[onnx.NodeProto]) -> int:
     """Puts the identity input (input 1) of each residual Add behind INT8 Q/DQ, in place.
@@ -84,13 +91,7 @@ def quantize_residual_inputs(model: onnx.ModelProto, amax: dict[str, float],
     `originals`: the residual Adds of the graph before quantization (same names). Where the
     identity tensor is already quantized for a Conv, its DQ output is reused; otherwise a
     Q/DQ pair with the calibrated range is added. Returns how many Adds were rewired."""
-    dq_of = {}
-    for node in model.graph.node:
-        if node.op_type == "DequantizeLinear":
-            producer = next((n for n in model.graph.node if n.op_type == "QuantizeLinear"
-                             and n.output[0] == node.input[0]), None)
-            if producer is not None:
-                dq_of[producer.input[0]] = node.output[0]
+    dq_of = {tensor: dq for dq, tensor in dq_sources(model).items()}
     names = {n.name for n in originals}
     done = 0
     for node in model.graph.node:
