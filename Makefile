@@ -2,10 +2,8 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-# torch 2.13.0: a CPU build where one is on hand (plain `torch` would pull several GB of CUDA);
-# torchvision 0.28.0 is its match (BoxMOT and Ultralytics import it; a newer one pulls a new torch).
+# torch 2.13.0: a CPU build where one is on hand (plain `torch` would pull several GB of CUDA).
 TORCH ?= torch==2.13.0
-TORCHVISION ?= torchvision==0.28.0
 # The trackers the integration tests run for real, at the versions the tests were written for.
 CONSUMERS ?= boxmot==25.0.0 ultralytics==8.4.190
 TORCHREID_SDIST := .cache/torchreid-0.2.5.tar.gz
@@ -13,11 +11,16 @@ TORCHREID_SDIST := .cache/torchreid-0.2.5.tar.gz
 .PHONY: demo test lint clean
 
 $(VENV)/.installed: pyproject.toml
-	$(PYTHON) -m venv $(VENV)
+	$(PYTHON) -m venv --clear $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q "$(TORCH)" "$(TORCHVISION)"
-	$(BIN)/python -m pip install -q -e ".[export,rtx,bench,dev,openvino]" \
+	$(BIN)/python -m pip install -q "$(TORCH)"
+	# opencv-python: the OpenCV the trackers require, so one distribution owns cv2.
+	$(BIN)/python -m pip install -q -e ".[export,rtx,bench,dev,openvino,opencv]" \
 		"tritonclient[grpc,http]>=2.50" $(CONSUMERS)
+	# The trackers pull PyPI's torchvision, a CUDA build that does not import beside the CPU torch
+	# ("operator torchvision::nms does not exist"); the working pair is a 5.5 GB CUDA torch. Neither
+	# reid-trt nor the trackers' re-ID and tracking paths import it (tests/test_environment.py).
+	$(BIN)/python -m pip uninstall -q -y torchvision
 	# Triton's server binary from nvidia-pytriton, without its Python side's numpy<2 pin (boxmot
 	# needs numpy 2; reid-trt only runs the binary, and its Python model takes either numpy).
 	$(BIN)/python -m pip install -q --no-deps "nvidia-pytriton>=0.7"

@@ -23,11 +23,11 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 
-from reid_trt.bench.run import cpu_name
 from reid_trt.calibration.api import CalibrationConfig, calibrate_onnx, source_graph
 from reid_trt.calibration.placement import activation_tensors
 from reid_trt.calibration.quantize import QUANTIZED_OPS, quantize
 from reid_trt.calibration.ranges import tensor_ranges
+from reid_trt.core.machine import cpu_name
 from reid_trt.core.metrics import cosine_rows
 from reid_trt.core.options import CalibrationMethod
 from reid_trt.core.preprocess import graph_input

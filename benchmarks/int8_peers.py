@@ -24,9 +24,9 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 
-from reid_trt.bench.run import cpu_name
 from reid_trt.calibration.api import calibrate_onnx, source_graph
 from reid_trt.calibration.placement import int8_work
+from reid_trt.core.machine import cpu_name
 from reid_trt.core.metrics import cosine_rows
 from reid_trt.core.onnxio import ort_session
 from reid_trt.core.preprocess import graph_input

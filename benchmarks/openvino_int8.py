@@ -78,7 +78,7 @@ def main() -> None:
     import openvino
 
     from reid_trt import Embedder
-    from reid_trt.bench.run import cpu_name
+    from reid_trt.core.machine import cpu_name
     from reid_trt.data.folder import read_crops
     from reid_trt.data.mot import mot_crops
     from reid_trt.data.shifts import shifted_copies

@@ -16,6 +16,10 @@ from reid_trt.core import defaults
 # Ultralytics pip-installs what it judges missing while it runs (BoxMOT too: see
 # tests/integrations/conftest.py): tests use the environment as installed.
 os.environ.setdefault("YOLO_AUTOINSTALL", "false")
+# Embedder runs an .onnx on the CPU on whichever runtime measures faster here (OpenVINO on Intel
+# CPUs): the suite pins ONNX Runtime so its figures do not depend on the CI machine's CPU;
+# tests/runtime/test_cpu_choice.py unpins it and tests the choice itself.
+os.environ.setdefault("REID_TRT_CPU_BACKEND", "onnxruntime")
 
 ROOT = Path(__file__).resolve().parents[1]
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")

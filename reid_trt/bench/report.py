@@ -96,10 +96,20 @@ def print_tables(report: dict, console) -> None:
             table.add_row(*row)
         console.print(table)
     console.print(describe(report))
+    for line in notes(report):
+        console.print(line, highlight=False)
+
+
+def notes(report: dict) -> list[str]:
+    """What a reader of the tables needs to know about single subjects."""
+    lines = []
     for s in report["subjects"]:
+        if s.get("cpu_choice"):
+            lines.append(f"{s['label']}: {s['cpu_choice']}")
         if s["same_weights"] is False:
-            console.print(f"note: {s['path']} was not exported from the --weights file (sha256 "
-                          "differs): its parity compares two different models")
+            lines.append(f"note: {s['path']} was not exported from the --weights file (sha256 "
+                         "differs): its parity compares two different models")
+    return lines
 
 
 def markdown(report: dict) -> str:
@@ -111,6 +121,7 @@ def markdown(report: dict) -> str:
         parts.append("|" + " --- |" * len(header))
         parts += ["| " + " | ".join(row) + " |" for row in rows]
         parts.append("")
+    parts += [f"- {line}" for line in notes(report)]
     return "\n".join(parts)
 
 

@@ -22,6 +22,7 @@ from reid_trt import __version__
 from reid_trt.bench.hooks import compute_call, device_memory_bytes
 from reid_trt.bench.timing import summarize, time_calls
 from reid_trt.core.errors import ReidTrtError
+from reid_trt.core.machine import cpu_name
 from reid_trt.core.options import ConfigError, batch_size, bounded, parse_device
 from reid_trt.runtime.embedder import Embedder
 
@@ -147,7 +148,7 @@ def open_subjects(engines: list[Path], graphs: list[Path], weights: Path | None,
 def detector_like_crops(crops: list[np.ndarray], seed: int = 0) -> list[np.ndarray]:
     """Generated crops rescaled to the sizes a person detector returns (60-400 px tall), so the
     end-to-end timing includes real resizing work."""
-    import cv2
+    from reid_trt.core.opencv import cv2
 
     rng = np.random.default_rng(seed)
     out = []
@@ -250,16 +251,6 @@ def machine_info(subjects: list[Subject]) -> dict:
         if s.embedder.backend.device.startswith("cuda"):
             info["gpu"] = _gpu_name(s.embedder.backend.device)
     return info
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def _gpu_name(device: str) -> str | None:
@@ -406,6 +397,7 @@ def _subject_dict(s: Subject) -> dict:
     e = s.embedder
     memory = device_memory_bytes(e.backend)
     return {"label": s.label, "role": s.role, "backend": e.backend_name, "device": e.backend.device,
+            "cpu_choice": None if e.cpu_choice is None else f"runs on {e.cpu_choice}",
             "path": str(s.path), "precision": e.contract.precision, "variant": e.contract.variant,
             "input_format": e.contract.input_format, "same_weights": s.same_weights,
             "device_memory_mib": None if memory is None else memory / 2**20,

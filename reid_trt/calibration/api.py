@@ -201,7 +201,7 @@ def refuse_degenerate(crops: list[np.ndarray], calib_data) -> None:
             f"--calib-data {calib_data}: {flat} of the {len(crops)} calibration images are blank "
             f"or nearly so (pixel spread under {FLAT_STD:g} of 255), so INT8 ranges would not fit "
             "real crops; pass person crops from your cameras")
-    import cv2
+    from reid_trt.core.opencv import cv2
 
     thumbs = {(cv2.resize(g.astype(np.float32), (8, 16), interpolation=cv2.INTER_AREA) // 8)
               .astype(np.uint8).tobytes() for g in grey}

@@ -6,11 +6,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import cv2
 import numpy as np
 
 from reid_trt.core import defaults
 from reid_trt.core.errors import ReidTrtError
+from reid_trt.core.opencv import cv2
 
 
 def as_bgr(crop: np.ndarray, index: int | str = 0) -> np.ndarray:

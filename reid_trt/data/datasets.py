@@ -13,10 +13,10 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from reid_trt.core.errors import ReidTrtError
+from reid_trt.core.opencv import cv2
 from reid_trt.core.options import ConfigError
 from reid_trt.data import mot
 from reid_trt.data.folder import IMAGE_SUFFIXES, image_files

@@ -7,11 +7,11 @@ from __future__ import annotations
 import warnings
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from reid_trt.core.defaults import MIN_CROP_HW
 from reid_trt.core.errors import ReidTrtError
+from reid_trt.core.opencv import cv2
 
 PEDESTRIAN = 1  # MOT17 class id of pedestrians
 MIN_VISIBILITY = 0.5

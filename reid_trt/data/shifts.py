@@ -11,8 +11,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-import cv2
 import numpy as np
+
+from reid_trt.core.opencv import cv2
 
 Shift = Callable[[np.ndarray, float], np.ndarray]
 

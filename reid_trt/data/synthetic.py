@@ -7,8 +7,9 @@ wrong colour statistics, so precision problems that real crops trigger stay hidd
 
 from __future__ import annotations
 
-import cv2
 import numpy as np
+
+from reid_trt.core.opencv import cv2
 
 
 def _colour(rng: np.random.Generator, lo: int = 20, hi: int = 235) -> tuple[int, int, int]:

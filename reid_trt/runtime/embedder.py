@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -21,6 +22,9 @@ from reid_trt.core.options import (
 )
 from reid_trt.core.preprocess import as_bgr, graph_input
 from reid_trt.runtime.backends.base import Backend
+
+if TYPE_CHECKING:
+    from reid_trt.runtime.cpu_choice import CpuChoice
 
 TORCH_SUFFIXES = (".pth", ".pt", ".tar")
 
@@ -40,9 +44,11 @@ def default_device() -> Device:
 
 
 def open_backend(path: Path, device: str | Device | None = None, variant: str = "auto",
-                 trust_checkpoint: bool = False, backend: str | None = None) -> Backend:
-    """The backend for a model file: `backend` if given, else chosen by the file's suffix
-    (.onnx: ONNX Runtime). device None: cuda:0 if present (OpenVINO: the CPU)."""
+                 trust_checkpoint: bool = False, backend: str | None = None,
+                 ) -> tuple[Backend, CpuChoice | None]:
+    """The backend for a model file, and the CpuChoice where one was made: `backend` if given,
+    else by the file's suffix; an .onnx on the CPU runs on whichever of ONNX Runtime and OpenVINO
+    is faster here (runtime/cpu_choice.py). device None: cuda:0 if present (OpenVINO: the CPU)."""
     suffix = path.suffix.lower()
     backend = None if backend is None else choice(BackendName, backend, "backend")
     if path.is_dir():
@@ -57,7 +63,7 @@ def open_backend(path: Path, device: str | Device | None = None, variant: str = 
                                "from 'reid-export openvino'")
         from reid_trt.runtime.backends.openvino import OpenVINOBackend
 
-        return OpenVINOBackend(path, None if device is None else str(device))
+        return OpenVINOBackend(path, None if device is None else str(device)), None
     wanted = {BackendName.TENSORRT: ENGINE_SUFFIXES, BackendName.ONNXRUNTIME: (".onnx",),
               BackendName.TORCH: TORCH_SUFFIXES}
     if backend is not None and suffix not in wanted[backend]:
@@ -68,15 +74,19 @@ def open_backend(path: Path, device: str | Device | None = None, variant: str = 
     if suffix in ENGINE_SUFFIXES:
         from reid_trt.runtime.backends.tensorrt import TensorRTBackend
 
-        return TensorRTBackend(path, device)
+        return TensorRTBackend(path, device), None
+    if suffix == ".onnx" and backend is None and not device.is_cuda:
+        from reid_trt.runtime.cpu_choice import choose_cpu_backend
+
+        return choose_cpu_backend(path)
     if suffix == ".onnx":
         from reid_trt.runtime.backends.onnxruntime import OnnxRuntimeBackend
 
-        return OnnxRuntimeBackend(path, device, device_chosen=chosen)
+        return OnnxRuntimeBackend(path, device, device_chosen=chosen), None
     if suffix in TORCH_SUFFIXES:
         from reid_trt.runtime.backends.torch import TorchBackend
 
-        return TorchBackend(path, device, variant, trust_checkpoint)
+        return TorchBackend(path, device, variant, trust_checkpoint), None
     raise ReidTrtError(f"{path}: unknown model type '{suffix}'; pass .plan/.engine, .onnx, .xml "
                        "or .pth")
 
@@ -98,11 +108,15 @@ class Embedder:
         normalize: L2-normalise the embeddings (a no-op if the graph already does).
         variant, trust_checkpoint: for .pth files, as in `reid-export onnx`.
         backend: "onnxruntime", "openvino", "tensorrt" or "torch"; None chooses by suffix
-            (.plan/.engine TensorRT, .onnx ONNX Runtime, .xml OpenVINO, .pth PyTorch).
+            (.plan/.engine TensorRT, .xml OpenVINO, .pth PyTorch; .onnx: ONNX Runtime on a CUDA
+            device, on the CPU whichever of ONNX Runtime and OpenVINO is faster on this machine,
+            measured on first load and remembered; `cpu_choice` says which and why).
 
     Thread safety: `embed` may be called from several threads at once; ONNX Runtime and PyTorch
     run concurrently, the TensorRT backend serialises calls on its one execution context.
     """
+
+    cpu_choice: CpuChoice | None = None  # why this backend, where Embedder chose among CPU ones
 
     def __init__(self, path: str | Path, *, device: str | None = None, max_batch: int | None = None,
                  normalize: bool = True, variant: str = "auto", trust_checkpoint: bool = False,
@@ -110,8 +124,8 @@ class Embedder:
         if max_batch is not None:
             batch_size(max_batch, "max_batch")
         self.path = Path(path)
-        self._attach(open_backend(self.path, device, variant, trust_checkpoint, backend),
-                     max_batch, normalize)
+        opened, self.cpu_choice = open_backend(self.path, device, variant, trust_checkpoint, backend)
+        self._attach(opened, max_batch, normalize)
 
     def _attach(self, backend: Backend, max_batch: int | None, normalize: bool) -> None:
         """Embeds with `backend` (any Backend: subclasses bring their own, e.g. a served model)."""

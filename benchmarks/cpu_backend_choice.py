@@ -1,0 +1,122 @@
+"""Embedder("model.onnx") with defaults against the fastest installed CPU path, in one run.
+
+For the real osnet_x0_25 (MSMT17) as an FP32 graph and as the calibrated INT8 Q/DQ graph: the
+default Embedder (no backend named: it measures ONNX Runtime and OpenVINO on first load and keeps
+the faster, runtime/cpu_choice.py), and each backend forced, timed end to end (crops in,
+embeddings out) on real MOT17 ground-truth boxes at batch 1 and 32, in interleaved rounds. The
+target (#21): the default within 10% of the fastest at both batch sizes. Also the first load's
+cost (the probe) against a remembered load.
+
+Run: .venv/bin/python benchmarks/cpu_backend_choice.py [--int8 osnet.int8.onnx] [--out DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+DATA = Path(os.environ.get("REID_TRT_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
+WEIGHTS = DATA / "weights" / "osnet_x0_25_msmt17.pth"
+MOT = DATA / "reid" / "mot17-mini"
+BATCHES = (1, 32)
+
+
+def crops_of_mot(n: int) -> list:
+    from reid_trt.data.datasets import load_dataset, read_samples
+
+    crops = read_samples(load_dataset(MOT, "mot17").train)[0]
+    return [crops[i % len(crops)] for i in range(n)]
+
+
+def time_subjects(embedders: dict, crops: list, rounds: int, calls: dict[int, int]) -> dict:
+    """label -> batch -> p50 ms of embed(), the subjects interleaved round by round."""
+    samples = {label: {b: [] for b in BATCHES} for label in embedders}
+    for e in embedders.values():
+        for b in BATCHES:
+            e.embed(crops[:b])
+    order = list(embedders.items())
+    for r in range(rounds):
+        for label, e in order[r % len(order):] + order[:r % len(order)]:  # each leads in turn
+            for b in BATCHES:
+                for _ in range(calls[b]):
+                    start = time.perf_counter()
+                    e.embed(crops[:b])
+                    samples[label][b].append(time.perf_counter() - start)
+    return {label: {b: 1e3 * statistics.median(s) for b, s in per.items()}
+            for label, per in samples.items()}
+
+
+def measure_graph(graph: Path, crops: list, rounds: int) -> tuple[list[str], bool]:
+    from reid_trt.runtime.embedder import Embedder
+
+    start = time.perf_counter()
+    default = Embedder(graph)  # a fresh record: this load measures
+    first_load = time.perf_counter() - start
+    start = time.perf_counter()
+    Embedder(graph).close()  # remembered
+    remembered = time.perf_counter() - start
+    subjects = {"Embedder(graph) default": default,
+                "backend=onnxruntime": Embedder(graph, backend="onnxruntime"),
+                "backend=openvino": Embedder(graph, backend="openvino")}
+    ms = time_subjects(subjects, crops, rounds, {1: 20, 32: 3})
+    fastest = {b: min(ms[label][b] for label in subjects if label.startswith("backend")) for b in BATCHES}
+    ratios = {b: ms["Embedder(graph) default"][b] / fastest[b] for b in BATCHES}
+    lines = [f"### {graph.name} ({default.contract.precision})", "",
+             f"Default chose **{default.cpu_choice}**.", "",
+             f"First load (measures both) {first_load:.2f} s; remembered load {remembered:.2f} s.",
+             "", "| subject | batch 1 p50 ms | batch 32 p50 ms |", "| --- | --- | --- |"]
+    lines += [f"| {label} | {ms[label][1]:.2f} | {ms[label][32]:.2f} |" for label in subjects]
+    lines += [f"| default / fastest | {ratios[1]:.3f} | {ratios[32]:.3f} |", ""]
+    for e in subjects.values():
+        e.close()
+    return lines, all(r <= 1.10 for r in ratios.values())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--int8", type=Path, help="a calibrated Q/DQ graph (default: calibrate one)")
+    parser.add_argument("--rounds", type=int, default=6)
+    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
+    args = parser.parse_args()
+    os.environ.pop("REID_TRT_CPU_BACKEND", None)
+
+    import onnxruntime
+    import openvino
+
+    from reid_trt.calibration.api import CalibrationConfig, calibrate_onnx, source_graph
+    from reid_trt.core.machine import cpu_count, cpu_name
+    from reid_trt.export.api import ExportConfig, export_onnx
+
+    crops = crops_of_mot(64)
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        os.environ["REID_TRT_CACHE_DIR"] = str(folder / "cache")  # nothing remembered yet
+        fp32 = export_onnx(WEIGHTS, folder / "osnet.onnx", ExportConfig()).path
+        int8 = args.int8
+        if int8 is None:
+            source, sha, _ = source_graph(None, WEIGHTS)
+            int8 = calibrate_onnx(source, sha, MOT, folder / "osnet.int8.onnx",
+                                  CalibrationConfig(unquantized="fp32")).path
+        lines = [f"# Embedder's CPU backend choice: {cpu_name()}, {cpu_count()} logical CPUs", "",
+                 f"Command: `.venv/bin/python benchmarks/cpu_backend_choice.py` "
+                 f"(onnxruntime {onnxruntime.__version__}, openvino {openvino.__version__.split('-')[0]}; "
+                 f"real osnet_x0_25 MSMT17; 64 MOT17 ground-truth boxes; end to end, p50 over "
+                 f"{args.rounds} interleaved rounds of 20 calls at batch 1 and 3 at batch 32).", ""]
+        met = []
+        for graph in (fp32, int8):
+            part, ok = measure_graph(graph, crops, args.rounds)
+            lines += part
+            met.append(ok)
+    lines.append(f"Within 10% of the fastest at batch 1 and 32: {'yes' if all(met) else 'NO'}.")
+    text = "\n".join(lines) + "\n"
+    print(text)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "cpu_backend_choice_cpu.md").write_text(text)
+
+
+if __name__ == "__main__":
+    main()
