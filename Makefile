@@ -4,23 +4,32 @@ VENV := .venv
 BIN := $(VENV)/bin
 # torch 2.13.0: a CPU build where one is on hand (plain `torch` would pull several GB of CUDA).
 TORCH ?= torch==2.13.0
+# The tests also run the trackers, and Ultralytics cannot be imported without torchvision. PyPI's
+# torchvision for x86_64 is a CUDA build that does not import beside the CPU torch ("operator
+# torchvision::nms does not exist"), so the tests take the pair that imports and runs on the CPU
+# here: on x86_64 torch 2.14.1 with torchvision 0.29.1 (CUDA builds, 5.5 GB), on aarch64 torch
+# 2.9.1 with torchvision 0.24.1 (CPU builds). `make demo` keeps the light CPU torch.
+ifeq ($(shell uname -m),aarch64)
+TEST_TORCH ?= torch==2.9.1 torchvision==0.24.1
+else
+TEST_TORCH ?= torch==2.14.1 torchvision==0.29.1
+endif
 # The trackers the integration tests run for real, at the versions the tests were written for.
 CONSUMERS ?= boxmot==25.0.0 ultralytics==8.4.190
 TORCHREID_SDIST := .cache/torchreid-0.2.5.tar.gz
 
 .PHONY: demo test lint clean
 
+# opencv-python, the OpenCV the trackers require: one distribution owns cv2 (README, Set-up).
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv --clear $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q "$(TORCH)"
-	# opencv-python: the OpenCV the trackers require, so one distribution owns cv2.
-	$(BIN)/python -m pip install -q -e ".[export,rtx,bench,dev,openvino,opencv]" \
-		"tritonclient[grpc,http]>=2.50" $(CONSUMERS)
-	# The trackers pull PyPI's torchvision, a CUDA build that does not import beside the CPU torch
-	# ("operator torchvision::nms does not exist"); the working pair is a 5.5 GB CUDA torch. Neither
-	# reid-trt nor the trackers' re-ID and tracking paths import it (tests/test_environment.py).
-	$(BIN)/python -m pip uninstall -q -y torchvision
+	$(BIN)/python -m pip install -q -e ".[export,rtx,bench,dev,openvino,opencv]"
+	touch $@
+
+$(VENV)/.consumers: $(VENV)/.installed Makefile
+	$(BIN)/python -m pip install -q $(TEST_TORCH) "tritonclient[grpc,http]>=2.50" $(CONSUMERS)
 	# Triton's server binary from nvidia-pytriton, without its Python side's numpy<2 pin (boxmot
 	# needs numpy 2; reid-trt only runs the binary, and its Python model takes either numpy).
 	$(BIN)/python -m pip install -q --no-deps "nvidia-pytriton>=0.7"
@@ -35,7 +44,7 @@ $(TORCHREID_SDIST):
 demo: $(VENV)/.installed
 	$(BIN)/reid-export demo
 
-test: $(VENV)/.installed $(TORCHREID_SDIST)
+test: $(VENV)/.consumers $(TORCHREID_SDIST)
 	$(BIN)/python -m pytest -p no:cacheprovider
 
 lint: $(VENV)/.installed

@@ -1,6 +1,6 @@
 """reid-trt: OSNet person re-identification from torchreid checkpoints to TensorRT."""
 
-__version__ = "0.1.0"
+from reid_trt.core.version import __version__
 
 __all__ = ["Embedder", "__version__"]
 

@@ -1,5 +1,6 @@
-"""The environment `make test` builds: one OpenCV distribution, and torchvision either working or
-absent with nothing on reid-trt's or the trackers' re-ID paths needing it."""
+"""The environment `make test` builds: one OpenCV distribution, a torchvision that imports and
+runs (Ultralytics cannot be imported without one), and reid-trt's own paths and the trackers'
+re-ID paths free of it (Jetson users often have no working torchvision)."""
 
 from __future__ import annotations
 
@@ -46,13 +47,15 @@ print("ok")
 """
 
 
-def test_torchvision_works_or_nothing_needs_it():
-    if importlib.util.find_spec("torchvision") is not None:
-        import torch
-        import torchvision
+def test_torchvision_imports_and_runs():
+    import torch
+    import torchvision
 
-        boxes = torch.tensor([[0, 0, 10, 10], [1, 1, 10, 10]], dtype=torch.float32)
-        assert torchvision.ops.nms(boxes, torch.tensor([0.9, 0.8]), 0.5).tolist() == [0]
+    boxes = torch.tensor([[0, 0, 10, 10], [1, 1, 10, 10]], dtype=torch.float32)
+    assert torchvision.ops.nms(boxes, torch.tensor([0.9, 0.8]), 0.5).tolist() == [0]
+
+
+def test_no_re_id_path_imports_torchvision():
     for module in ("boxmot", "ultralytics"):
         if importlib.util.find_spec(module) is None:
             pytest.fail(f"{module} is not installed; make test installs it")

@@ -18,12 +18,12 @@ from pathlib import Path
 
 import numpy as np
 
-from reid_trt import __version__
-from reid_trt.bench.hooks import compute_call, device_memory_bytes
+from reid_trt.core.version import __version__
 from reid_trt.bench.timing import summarize, time_calls
 from reid_trt.core.errors import ReidTrtError
 from reid_trt.core.machine import cpu_name
 from reid_trt.core.options import ConfigError, batch_size, bounded, parse_device
+from reid_trt.runtime.backends.base import Backend, Profiled
 from reid_trt.runtime.embedder import Embedder
 
 Progress = Callable[[str, int, int], None]  # (what is running, steps done, steps in all)
@@ -93,6 +93,14 @@ def companion_onnx(engine: Path) -> Path | None:
     wanted = read_manifest(engine).onnx_sha256
     candidates = sorted(engine.parent.glob(f"{engine.stem.split('.')[0]}*.onnx"))
     return next((p for p in candidates if sha256_file(p) == wanted), None)
+
+
+def compute_call(backend: Backend, batch: np.ndarray) -> Callable[[], object]:
+    """One inference on an already preprocessed batch: the model alone where the backend can
+    stage it (Profiled), else one `run` (a served model: the request, network included)."""
+    if isinstance(backend, Profiled):
+        return backend.compute_call(batch)
+    return lambda: backend.run(batch)
 
 
 def open_subjects(engines: list[Path], graphs: list[Path], weights: Path | None,
@@ -395,7 +403,7 @@ def measure(subjects: list[Subject], config: BenchConfig,
 
 def _subject_dict(s: Subject) -> dict:
     e = s.embedder
-    memory = device_memory_bytes(e.backend)
+    memory = e.backend.device_memory_bytes() if isinstance(e.backend, Profiled) else None
     return {"label": s.label, "role": s.role, "backend": e.backend_name, "device": e.backend.device,
             "cpu_choice": None if e.cpu_choice is None else f"runs on {e.cpu_choice}",
             "path": str(s.path), "precision": e.contract.precision, "variant": e.contract.variant,

@@ -10,6 +10,7 @@ import numpy as np
 
 from reid_trt.core import defaults
 from reid_trt.core.batching import clip_boxes, pad_batch
+from reid_trt.core.contract import Contract
 from reid_trt.core.errors import ReidTrtError
 from reid_trt.core.manifest import ENGINE_SUFFIXES
 from reid_trt.core.options import (
@@ -117,6 +118,7 @@ class Embedder:
     """
 
     cpu_choice: CpuChoice | None = None  # why this backend, where Embedder chose among CPU ones
+    path: Path | None = None  # the model file; None for a backend opened elsewhere
 
     def __init__(self, path: str | Path, *, device: str | None = None, max_batch: int | None = None,
                  normalize: bool = True, variant: str = "auto", trust_checkpoint: bool = False,
@@ -127,10 +129,25 @@ class Embedder:
         opened, self.cpu_choice = open_backend(self.path, device, variant, trust_checkpoint, backend)
         self._attach(opened, max_batch, normalize)
 
-    def _attach(self, backend: Backend, max_batch: int | None, normalize: bool) -> None:
-        """Embeds with `backend` (any Backend: subclasses bring their own, e.g. a served model)."""
+    @classmethod
+    def from_backend(cls, backend: Backend, contract: Contract | None = None, *,
+                     max_batch: int | None = None, normalize: bool = True) -> Embedder:
+        """An Embedder over a backend opened elsewhere: a served model (TritonEmbedder), or a
+        runtime of your own that implements the Backend protocol. `contract`: how to feed it,
+        where the backend does not say itself."""
+        if not isinstance(backend, Backend):
+            raise ReidTrtError(f"{type(backend).__name__} is not a Backend (it needs name, device, "
+                               "contract, limits, accepts_device_tensors, run, run_device, close)")
+        if max_batch is not None:
+            batch_size(max_batch, "max_batch")
+        embedder = object.__new__(cls)  # no file to open: __init__'s work is _attach's
+        embedder._attach(backend, max_batch, normalize, contract)
+        return embedder
+
+    def _attach(self, backend: Backend, max_batch: int | None, normalize: bool,
+                contract: Contract | None = None) -> None:
         self.backend = backend
-        self.contract = self.backend.contract
+        self.contract = contract or self.backend.contract
         self.normalize = normalize
         limits = self.backend.limits
         if max_batch is not None and max_batch < limits.min:
@@ -238,5 +255,6 @@ class Embedder:
         self.close()
 
     def __repr__(self) -> str:
-        return (f"Embedder({self.path.name}, backend={self.backend.name}, "
+        source = self.path.name if self.path else "opened backend"
+        return (f"Embedder({source}, backend={self.backend.name}, "
                 f"device={self.backend.device}, variant={self.contract.variant})")

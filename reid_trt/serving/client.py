@@ -196,12 +196,15 @@ class TritonEmbedder(Embedder):
         timeout: seconds to wait for each request.
     """
 
-    def __init__(self, url: str, model: str, *, protocol: str = "grpc",
-                 max_batch: int | None = None, normalize: bool = True, timeout: float = 30.0):
+    def __new__(cls, url: str, model: str, *, protocol: str = "grpc",
+                max_batch: int | None = None, normalize: bool = True, timeout: float = 30.0):
         if max_batch is not None:
-            batch_size(max_batch, "max_batch")
-        self.path = Path(model)
-        self._attach(TritonBackend(url, model, protocol, timeout), max_batch, normalize)
+            batch_size(max_batch, "max_batch")  # before connecting
+        return cls.from_backend(TritonBackend(url, model, protocol, timeout), max_batch=max_batch,
+                                normalize=normalize)
+
+    def __init__(self, *args, **kwargs):
+        pass  # built by __new__, through Embedder.from_backend
 
     def statistics(self) -> dict:
         return self.backend.statistics()

@@ -177,9 +177,7 @@ def write_repository(repo: Path, model: Path, options: ServeOptions,
         if options.kind == Kind.PYTHON:
             shutil.copyfile(Path(__file__).with_name("triton_model.py"), version / "model.py")
             paths = sys_path if sys_path is not None else environment_paths()
-            import reid_trt
-
-            root = str(Path(reid_trt.__file__).resolve().parent.parent)
+            root = str(Path(__file__).resolve().parents[2])  # the folder holding reid_trt/
             (version / "environment.json").write_text(json.dumps(
                 {"sys_path": paths, "reid_trt_root": root}, indent=1))
         _make_readable(staging)

@@ -50,10 +50,10 @@ class TritonPythonModel:
         config = json.loads(args["model_config"])
         params = {k: v["string_value"] for k, v in config.get("parameters", {}).items()}
 
-        import reid_trt
+        from reid_trt.runtime import embedder
         from reid_trt.runtime.embedder import Embedder
 
-        found = Path(reid_trt.__file__).resolve().parent.parent
+        found = Path(embedder.__file__).resolve().parents[2]  # the folder holding reid_trt/
         if _PACKAGE_ROOT and Path(_PACKAGE_ROOT).is_dir() and found != Path(_PACKAGE_ROOT):
             raise RuntimeError(f"this model was written for the reid_trt in {_PACKAGE_ROOT}, but "
                                f"{found} was imported; restart the server from another folder")

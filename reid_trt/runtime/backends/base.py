@@ -1,12 +1,14 @@
 """What every backend provides: the contract `Embedder` is written against.
 
 Backends run a batch already preprocessed into the graph's input format and return (N, D)
-float32. They know nothing of crops, chunking or L2 normalisation (Embedder does that), nor of
-timing (reid-bench's hooks do that, in bench/hooks.py).
+float32. They know nothing of crops, chunking or L2 normalisation (Embedder does that). Those that
+can time their compute alone, staged where they compute, are also `Profiled` (reid-bench's
+compute columns and device memory); any other backend is timed by `run`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Protocol, runtime_checkable
 
 import numpy as np
@@ -34,4 +36,16 @@ class Backend(Protocol):
 
     def close(self) -> None:
         """Frees what the backend holds; safe to call twice."""
+        ...
+
+
+@runtime_checkable
+class Profiled(Protocol):
+    def compute_call(self, batch: np.ndarray) -> Callable[[], object]:
+        """A call that runs only the model on `batch`, staged once where the backend computes
+        (device buffers, tensors) and waiting for the result."""
+        ...
+
+    def device_memory_bytes(self) -> int | None:
+        """Device memory the backend holds, where it can tell (None on the CPU)."""
         ...

@@ -43,6 +43,14 @@ class OnnxRuntimeBackend:
     def run(self, batch: np.ndarray) -> np.ndarray:
         return self.session.run(None, self.feed(batch))[0].astype(np.float32, copy=False)
 
+    def compute_call(self, batch: np.ndarray):
+        """One session run on the fed batch (with the CUDA provider it includes ORT's copies)."""
+        feed = self.feed(batch)
+        return lambda: self.session.run(None, feed)
+
+    def device_memory_bytes(self) -> None:
+        return None  # ONNX Runtime does not tell
+
     def run_device(self, tensor) -> np.ndarray:
         raise ReidTrtError("the ONNX Runtime backend takes host arrays; pass tensor.cpu().numpy()")
 

@@ -84,6 +84,14 @@ class OpenVINOBackend:
         finally:
             self.requests.put(request)
 
+    def compute_call(self, batch: np.ndarray):
+        """One inference on the batch already in the compiled model's input type."""
+        batch = np.ascontiguousarray(batch, dtype=self.input_dtype)
+        return lambda: self.run(batch)
+
+    def device_memory_bytes(self) -> None:
+        return None
+
     def run_device(self, tensor) -> np.ndarray:
         raise ReidTrtError("the OpenVINO backend takes host arrays; pass tensor.cpu().numpy()")
 

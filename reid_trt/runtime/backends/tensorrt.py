@@ -189,6 +189,25 @@ class TensorRTBackend:
             finally:
                 self.context.set_tensor_address(self.input_name, self._buffers[self.input_name][0])
 
+    def compute_call(self, batch: np.ndarray):
+        """The batch copied to the device once; the call runs the engine and waits for it."""
+        with self.lock:
+            self.stage(batch)
+
+        def execute():
+            with self.lock:
+                self.execute(batch.shape)
+
+        return execute
+
+    def device_memory_bytes(self) -> int:
+        """An estimate: activations + the engine's serialised size (resident weights and
+        kernels) + the I/O buffers."""
+        engine = self.engine
+        activations = (engine.get_device_memory_size_v2()
+                       if hasattr(engine, "get_device_memory_size_v2") else engine.device_memory_size)
+        return int(activations) + int(self.manifest.engine_bytes) + self.io_bytes
+
     @property
     def io_bytes(self) -> int:
         """Bytes of the pinned host (and as many device) I/O buffers."""

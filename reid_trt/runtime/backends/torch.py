@@ -49,5 +49,25 @@ class TorchBackend:
         with self.torch.inference_mode():
             return self.model(tensor.to(self.device, self.torch.float32)).float().cpu().numpy()
 
+    def compute_call(self, batch: np.ndarray):
+        """The batch moved to the device once; the call runs forward and synchronises."""
+        torch, x = self.torch, self.to_device(batch)
+        if x.is_cuda:
+            torch.cuda.reset_peak_memory_stats(x.device)
+
+        def forward():
+            with torch.inference_mode():
+                self.model(x)
+            if x.is_cuda:
+                torch.cuda.synchronize(x.device)
+
+        return forward
+
+    def device_memory_bytes(self) -> int | None:
+        """Peak CUDA memory allocated since the last compute_call (None on the CPU)."""
+        if self.device == "cpu":
+            return None
+        return int(self.torch.cuda.max_memory_allocated(self.torch.device(self.device)))
+
     def close(self) -> None:
         self.model = None
