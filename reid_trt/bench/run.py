@@ -18,11 +18,11 @@ from pathlib import Path
 
 import numpy as np
 
-from reid_trt.core.version import __version__
 from reid_trt.bench.timing import summarize, time_calls
 from reid_trt.core.errors import ReidTrtError
 from reid_trt.core.machine import cpu_name
 from reid_trt.core.options import ConfigError, batch_size, bounded, parse_device
+from reid_trt.core.version import __version__
 from reid_trt.runtime.backends.base import Backend, Profiled
 from reid_trt.runtime.embedder import Embedder
 

@@ -9,10 +9,10 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, fields
 
-from reid_trt.core.version import __version__
 from reid_trt.core import defaults
 from reid_trt.core.errors import ReidTrtError
 from reid_trt.core.options import InputFormat, Precision, coerce_choices
+from reid_trt.core.version import __version__
 
 METADATA_PREFIX = "reid_trt."
 

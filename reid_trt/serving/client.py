@@ -5,7 +5,6 @@ preprocessing read from the served model's config."""
 from __future__ import annotations
 
 import threading
-from pathlib import Path
 
 import numpy as np
 
