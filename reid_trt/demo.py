@@ -7,6 +7,8 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from reid_trt.core.errors import opt
+
 
 def write_generated_checkpoint(path: Path, variant: str, seed: int = 0) -> Path:
     """A torchreid-style training checkpoint with generated weights (see models.init)."""
@@ -30,14 +32,14 @@ def run_demo(output_dir: Path, variant: str, console: Console) -> list:
 
     get_variant(variant)
     if output_dir.exists() and not output_dir.is_dir():
-        raise OutputPathError(f"--output-dir {output_dir} is a file; pass a directory (it is "
+        raise OutputPathError(f"{opt('output_dir')} {output_dir} is a file; pass a directory (it is "
                               "created if missing)")
     try:
         output_dir.mkdir(parents=True, exist_ok=True)
     except OSError as e:
-        raise OutputPathError(f"--output-dir {output_dir} cannot be created ({e.strerror}); "
+        raise OutputPathError(f"{opt('output_dir')} {output_dir} cannot be created ({e.strerror}); "
                               "pass another directory") from None
-    weights = check_output(output_dir / f"{variant}_generated.pth", "--output-dir")
+    weights = check_output(output_dir / f"{variant}_generated.pth", opt("output_dir"))
     console.print(f"[bold]1.[/] generating {variant} weights with realistic BN/IN statistics")
     write_generated_checkpoint(weights, variant)
     steps = [("fp32", ExportConfig()), ("fp16", ExportConfig(precision="fp16")),

@@ -12,6 +12,8 @@ from importlib import metadata
 import numpy as np
 import pytest
 
+pytestmark = pytest.mark.slow  # the trackers imported in a subprocess
+
 OPENCV = {"opencv-python", "opencv-python-headless", "opencv-contrib-python",
           "opencv-contrib-python-headless"}
 

@@ -6,7 +6,7 @@ import io
 import json
 from pathlib import Path
 
-from reid_trt.core.errors import MissingDependencyError
+from reid_trt.core.errors import MissingDependencyError, opt
 from reid_trt.core.fileio import write_bytes_atomic
 
 MODES = ("end_to_end", "compute")
@@ -107,7 +107,7 @@ def notes(report: dict) -> list[str]:
         if s.get("cpu_choice"):
             lines.append(f"{s['label']}: {s['cpu_choice']}")
         if s["same_weights"] is False:
-            lines.append(f"note: {s['path']} was not exported from the --weights file (sha256 "
+            lines.append(f"note: {s['path']} was not exported from the weights file (sha256 "
                          "differs): its parity compares two different models")
     return lines
 
@@ -133,7 +133,7 @@ def pyplot():
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
-        raise MissingDependencyError("matplotlib", "bench", "--plot") from None
+        raise MissingDependencyError("matplotlib", "bench", opt("plot")) from None
     return plt
 
 

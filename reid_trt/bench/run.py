@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from reid_trt.bench.timing import summarize, time_calls
-from reid_trt.core.errors import ReidTrtError
+from reid_trt.core.errors import ReidTrtError, opt
 from reid_trt.core.machine import cpu_name
 from reid_trt.core.options import ConfigError, batch_size, bounded, parse_device
 from reid_trt.core.version import __version__
@@ -109,8 +109,9 @@ def open_subjects(engines: list[Path], graphs: list[Path], weights: Path | None,
     from reid_trt.core.fileio import sha256_file
 
     if not (engines or graphs or weights or served or openvino):
-        raise ReidTrtError("nothing to benchmark: pass --engine PLAN, --onnx MODEL, --openvino "
-                           "MODEL, --triton HOST:PORT/MODEL and/or --weights CHECKPOINT")
+        raise ReidTrtError(f"nothing to benchmark: pass {opt('engine')} PLAN, {opt('onnx')} MODEL, "
+                           f"{opt('openvino')} MODEL, {opt('triton')} HOST:PORT/MODEL and/or "
+                           f"{opt('weights')} CHECKPOINT")
     paths = [*engines, *graphs]
     if config.companion_onnx:
         for engine in engines:
@@ -213,9 +214,9 @@ def load_protocol(kind: str, root: Path, max_queries: int | None):
     )
 
     # A plain folder has no query/gallery split: no use suggesting it here.
-    dataset = load_dataset(root, kind, DatasetOptions("--dataset", "--dataset", folder_ok=False))
+    dataset = load_dataset(root, kind, DatasetOptions(opt("dataset"), opt("dataset"), folder_ok=False))
     if not dataset.has_protocol:
-        raise ReidTrtError(f"--dataset {kind} {root}: no query/gallery split there; mAP needs a "
+        raise ReidTrtError(f"{opt('dataset')} {kind} {root}: no query/gallery split there; mAP needs a "
                            "labelled re-ID set (market1501, dukemtmc, msmt17 or cuhk03 layout)")
     queries = dataset.query
     if max_queries is not None and max_queries < len(queries):
@@ -223,7 +224,7 @@ def load_protocol(kind: str, root: Path, max_queries: int | None):
     q_crops, q_samples, q_bad = read_samples(queries)
     g_crops, g_samples, g_bad = read_samples(dataset.gallery)
     if not q_crops or not g_crops:
-        raise ReidTrtError(f"--dataset {kind} {root}: no readable query or gallery images")
+        raise ReidTrtError(f"{opt('dataset')} {kind} {root}: no readable query or gallery images")
     return q_crops, q_samples, g_crops, g_samples, q_bad + g_bad
 
 

@@ -39,7 +39,7 @@ from reid_trt.calibration.report import (
 from reid_trt.calibration.search import SearchResult, low_tail, search
 from reid_trt.core.contract import Contract, contract_of
 from reid_trt.core.defaults import MIN_CROP_HW
-from reid_trt.core.errors import ReidTrtError
+from reid_trt.core.errors import ReidTrtError, opt
 from reid_trt.core.fileio import check_output, sha256_file
 from reid_trt.core.metrics import cosine_rows, evaluate, neighbour_agreement
 from reid_trt.core.onnxio import load_onnx, onnxruntime, ort_session
@@ -131,7 +131,7 @@ def _sample_id(s: Sample) -> str:
 
 def check_calibration_output(output: Path, inputs: list) -> Path:
     """The INT8 graph and its report: checked before any dataset is read."""
-    return check_output(output, "-o", (".onnx",), inputs=inputs,
+    return check_output(output, opt("output"), (".onnx",), inputs=inputs,
                         side_files=[report_path_for(Path(output))])
 
 
@@ -166,7 +166,7 @@ def load_sets(calib_data: Path | str, config: CalibrationConfig) -> CalibrationS
     sampled = stratified_sample(pool, size, config.seed)
     crops, samples, skipped = read_samples(sampled, MIN_CROP_HW)
     if not crops:
-        raise ReidTrtError(f"--calib-data {calib_data}: none of the {len(sampled)} sampled images "
+        raise ReidTrtError(f"{opt('calib_data')} {calib_data}: none of the {len(sampled)} sampled images "
                            f"could be read at {MIN_CROP_HW[0]}x{MIN_CROP_HW[1]} px or more; pass "
                            "a folder of person crops")
     refuse_degenerate(crops, calib_data)
@@ -182,7 +182,7 @@ def load_sets(calib_data: Path | str, config: CalibrationConfig) -> CalibrationS
                          "unseen by it")
     judged_crops, judged_samples, judged_skipped = read_samples(judged, MIN_CROP_HW)
     if len(judged_crops) < 2:
-        raise ReidTrtError(f"--calib-data {calib_data}: fewer than 2 readable images to judge "
+        raise ReidTrtError(f"{opt('calib_data')} {calib_data}: fewer than 2 readable images to judge "
                            "INT8 by; pass a larger set")
     if n_query is not None:
         n_query = sum(1 for s in judged_samples[:n_query] if s in set(judged[:n_query]))
@@ -198,7 +198,7 @@ def refuse_degenerate(crops: list[np.ndarray], calib_data) -> None:
     flat = sum(float(g.std()) < FLAT_STD for g in grey)
     if flat > FLAT_SHARE * len(crops):
         raise ReidTrtError(
-            f"--calib-data {calib_data}: {flat} of the {len(crops)} calibration images are blank "
+            f"{opt('calib_data')} {calib_data}: {flat} of the {len(crops)} calibration images are blank "
             f"or nearly so (pixel spread under {FLAT_STD:g} of 255), so INT8 ranges would not fit "
             "real crops; pass person crops from your cameras")
     from reid_trt.core.opencv import cv2
@@ -207,7 +207,7 @@ def refuse_degenerate(crops: list[np.ndarray], calib_data) -> None:
               .astype(np.uint8).tobytes() for g in grey}
     if len(thumbs) < MIN_DISTINCT:
         raise ReidTrtError(
-            f"--calib-data {calib_data}: only {len(thumbs)} distinct images among "
+            f"{opt('calib_data')} {calib_data}: only {len(thumbs)} distinct images among "
             f"{len(crops)} (at least {MIN_DISTINCT} are needed to calibrate and judge INT8); "
             "pass a folder with more, different person crops")
 
@@ -391,7 +391,8 @@ def source_graph(onnx_path: Path | None, weights: Path | None, trust_checkpoint:
                  ) -> tuple[onnx.ModelProto, str, Contract]:
     """The FP32 graph to calibrate: a file, or a fresh verified export of a checkpoint."""
     if (onnx_path is None) == (weights is None):
-        raise ReidTrtError("pass exactly one of --onnx (an fp32 graph) or --weights (a checkpoint)")
+        raise ReidTrtError(f"pass exactly one of {opt('onnx')} (an fp32 graph) or {opt('weights')} "
+                           "(a checkpoint)")
     if onnx_path is not None:
         model = load_onnx(Path(onnx_path))
         return model, sha256_file(Path(onnx_path)), contract_of(model, str(onnx_path))
@@ -413,7 +414,8 @@ def calibrate(calib_data: Path | None, output: Path | None, config: CalibrationC
     """`reid-export calibrate`: outputs and dataset checked first, then the source graph (read,
     or exported from `weights`), then `calibrate_onnx`. output None: <source stem>.int8.onnx."""
     if (onnx_path is None) == (weights is None):
-        raise ReidTrtError("pass exactly one of --onnx (an fp32 graph) or --weights (a checkpoint)")
+        raise ReidTrtError(f"pass exactly one of {opt('onnx')} (an fp32 graph) or {opt('weights')} "
+                           "(a checkpoint)")
     if calib_data is None:
         raise ConfigError("calib_data", None, "INT8 needs a re-ID dataset or a folder of crops")
     source = Path(onnx_path or weights)

@@ -22,7 +22,7 @@ def parse_batches(text: str) -> tuple[int, ...]:
 
 
 @app.command()
-@fails_cleanly
+@fails_cleanly(flags={"dataset": "--dataset"})
 def bench(
     engine: Annotated[list[Path] | None, typer.Option(
         help="TensorRT engine (.plan with its manifest); repeatable.")] = None,

@@ -11,7 +11,6 @@ from rich.console import Console
 from rich.markup import escape
 
 from reid_trt.core.errors import ReidTrtError
-from reid_trt.core.options import ConfigError
 
 # soft_wrap: long paths stay on one line (copyable, greppable) instead of wrapping at 80 columns.
 console = Console(highlight=False, soft_wrap=True)
@@ -34,30 +33,25 @@ FLAGS = {
     "max_queue_delay_us": "--max-queue-delay-us", "http_port": "--http-port",
     "grpc_port": "--grpc-port", "metrics_port": "--metrics-port", "clients": "--clients",
     "client_requests": "--client-requests", "client_batch": "--client-batch", "host": "--host",
-    "timeout": "--timeout", "consumer": "--for",
+    "timeout": "--timeout", "consumer": "--for", "output": "-o",
 }
 
 
-def flag_message(error: ConfigError, flags: dict[str, str]) -> str:
-    flag = flags.get(error.field, error.field)
-    value = "" if error.value is None else f" {error.value}"
-    return f"{flag}{value}: {error.reason}"
-
-
 def fails_cleanly(fn=None, *, flags: dict[str, str] | None = None):
-    """Turns a ReidTrtError into one line on stderr and exit code 1 (no traceback); a config
-    error names the command-line flag of the field it is about. `flags` overrides FLAGS."""
+    """Turns a ReidTrtError into one line on stderr and exit code 1 (no traceback), every option
+    it names written as this command's flag. `flags` overrides FLAGS for one command."""
     names = {**FLAGS, **(flags or {})}
+
+    def flag_of(field: str) -> str:
+        return names.get(field, "--" + field.replace("_", "-"))
 
     def decorate(fn):
         @functools.wraps(fn)
         def wrapper(*args, **kwargs):
             try:
                 return fn(*args, **kwargs)
-            except ConfigError as e:
-                fail(flag_message(e, names))
             except ReidTrtError as e:
-                fail(str(e))
+                fail(e.worded(flag_of))
             except KeyboardInterrupt:
                 err_console.print("[bold red]interrupted[/]: nothing was written")
                 raise typer.Exit(130) from None

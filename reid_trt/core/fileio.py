@@ -12,7 +12,7 @@ import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from reid_trt.core.errors import OutputPathError
+from reid_trt.core.errors import OutputPathError, opt
 
 
 def _same_file(a: Path, b: Path) -> bool:
@@ -22,7 +22,7 @@ def _same_file(a: Path, b: Path) -> bool:
         return False
 
 
-def check_output(path: Path | str, option: str = "-o", suffixes: Iterable[str] = (),
+def check_output(path: Path | str, option: str = opt("output"), suffixes: Iterable[str] = (),
                  inputs: Iterable[Path | str | None] = (), side_files: Iterable[Path] = ()) -> Path:
     """Fails early, before any expensive work, unless `path` (and each side file written with
     it) can be created without destroying anything.

@@ -8,13 +8,13 @@ from pathlib import Path
 
 import onnx
 
-from reid_trt.core.errors import MissingDependencyError, ReidTrtError
+from reid_trt.core.errors import MissingDependencyError, ReidTrtError, opt
 
 # The first opset whose QuantizeLinear/DequantizeLinear take FP16 inputs and scales.
 QDQ_FP16_OPSET = 19
 
 
-def load_onnx(path: Path | str, what: str = "--onnx") -> onnx.ModelProto:
+def load_onnx(path: Path | str, what: str = opt("onnx")) -> onnx.ModelProto:
     """A graph from disk; a missing, unreadable or non-ONNX file is a one-line error."""
     path = Path(path)
     if path.is_dir():

@@ -9,18 +9,18 @@ beside every tracker.
 
 from __future__ import annotations
 
-from reid_trt.core.errors import MissingDependencyError
+from reid_trt.core.errors import MissingDependencyError, ReidTrtError
 
 try:
     import cv2
 except ImportError as e:
     reason = " ".join(str(e).split())
     if "libGL" in reason or "libgthread" in reason:  # opencv-python on a machine without a display
-        raise MissingDependencyError(
+        raise ReidTrtError(
             f"OpenCV does not import ({reason}): apt install libgl1 libglib2.0-0, or swap "
             "opencv-python for opencv-python-headless") from None
     raise MissingDependencyError(
-        "reid-trt needs OpenCV: pip install 'reid-trt[headless]' (servers, containers), or "
-        "opencv-python where a tracker (BoxMOT, Ultralytics) has not brought it already") from None
+        "opencv-python-headless", "headless", "reading and resizing crops",
+        " on servers and in containers; beside a tracker, the opencv-python it brought") from None
 
 __all__ = ["cv2"]

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import TypeVar
 
-from reid_trt.core.errors import ReidTrtError
+from reid_trt.core.errors import ReidTrtError, render
 
 
 class Choice(str, Enum):
@@ -91,6 +91,10 @@ class ConfigError(ReidTrtError):
     def __init__(self, field: str, value, reason: str):
         self.field, self.value, self.reason = field, value, reason
         super().__init__(f"{field}={value!r}: {reason}")
+
+    def worded(self, name_of) -> str:
+        value = "" if self.value is None else f" {self.value}"
+        return f"{name_of(self.field)}{value}: {render(self.reason, name_of)}"
 
 
 E = TypeVar("E", bound=Choice)

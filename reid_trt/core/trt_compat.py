@@ -13,7 +13,7 @@ from types import ModuleType
 
 from packaging.version import Version
 
-from reid_trt.core.errors import MissingDependencyError, ReidTrtError
+from reid_trt.core.errors import MissingDependencyError, ReidTrtError, opt
 from reid_trt.core.options import TrtFlavour, choice
 
 FLAVOURS = {"tensorrt": "tensorrt", "rtx": "tensorrt_rtx"}
@@ -75,14 +75,14 @@ def load_trt(flavour: TrtFlavour | str = TrtFlavour.AUTO) -> Trt:
         if not trt.is_rtx and Version(trt.version) < MIN_TENSORRT:
             raise ReidTrtError(
                 f"TensorRT {trt.version} is too old: strongly typed ONNX engines need TensorRT "
-                f">= {MIN_TENSORRT} (JetPack 6.1+); upgrade, or pass --trt rtx")
+                f">= {MIN_TENSORRT} (JetPack 6.1+); upgrade, or pass {opt('trt')} rtx")
         return trt
     purpose = "building engines (no TensorRT found)"
     if flavour == TrtFlavour.TENSORRT:
         raise MissingDependencyError("tensorrt", None, purpose,
                                      " (full TensorRT 10+: JetPack 6.1+ or NVIDIA's index)")
     raise MissingDependencyError("tensorrt-rtx-cu13", "rtx", purpose,
-                                 "; on Jetson use JetPack's full TensorRT 10+ (--trt tensorrt)")
+                                 f"; on Jetson use JetPack's full TensorRT 10+ ({opt('trt')} tensorrt)")
 
 
 def collecting_logger(trt: Trt):

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from reid_trt.core.errors import ReidTrtError
+from reid_trt.core.errors import ReidTrtError, opt
 from reid_trt.core.opencv import cv2
 from reid_trt.core.options import ConfigError
 from reid_trt.data import mot
@@ -50,10 +50,10 @@ class ReidDataset:
 
 @dataclass(frozen=True)
 class DatasetOptions:
-    """The command-line options that errors about a dataset name (they differ per command)."""
+    """The options errors about a dataset name, by field (they differ per command)."""
 
-    data: str = "--calib-data"
-    kind: str = "--calib-dataset"
+    data: str = opt("calib_data")
+    kind: str = opt("dataset")
     folder_ok: bool = True  # is a plain folder of crops an alternative for this command?
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 
-from reid_trt.core.errors import ReidTrtError
+from reid_trt.core.errors import ReidTrtError, opt
 from reid_trt.core.fileio import check_output
 from reid_trt.core.onnxio import graph_precision, load_onnx
 from reid_trt.core.options import ConfigError, Precision
@@ -57,8 +57,8 @@ def build_engine(output: Path | None, config: BuildConfig, *, onnx_path: Path | 
         verify_crops: crops to verify a fresh export on (default: generated ones).
     """
     if (onnx_path is None) == (weights is None):
-        raise ReidTrtError("pass exactly one of --onnx (an exported graph) or --weights "
-                           "(a torchreid checkpoint)")
+        raise ReidTrtError(f"pass exactly one of {opt('onnx')} (an exported graph) or "
+                           f"{opt('weights')} (a torchreid checkpoint)")
     int8 = calibration is not None
     if int8:
         if config.precision not in (None, Precision.INT8):
@@ -66,8 +66,9 @@ def build_engine(output: Path | None, config: BuildConfig, *, onnx_path: Path | 
         if calib_data is None:
             raise ConfigError("calib_data", None, "INT8 needs a re-ID dataset or a folder of crops")
     elif weights is not None and config.precision == Precision.INT8:
-        raise ConfigError("precision", "int8", "from weights needs calibration: pass --int8 "
-                          "--calib-data DIR, or a graph from 'reid-export calibrate' as --onnx")
+        raise ConfigError("precision", "int8", f"from weights needs calibration: pass {opt('int8')} "
+                          f"{opt('calib_data')} DIR, or a graph from 'reid-export calibrate' as "
+                          f"{opt('onnx')}")
     source = Path(onnx_path or weights)
     precision = "int8" if int8 else (config.precision or (None if onnx_path else "fp32"))
     engine = Path(output) if output else default_engine_path(source, precision and str(precision))
@@ -78,7 +79,7 @@ def build_engine(output: Path | None, config: BuildConfig, *, onnx_path: Path | 
         from reid_trt.calibration.api import report_path_for
 
         side = [report_path_for(staged_graph)] if int8 else []
-        check_output(staged_graph, f"the graph kept beside -o {engine}", (".onnx",),
+        check_output(staged_graph, f"the graph kept beside {opt('output')} {engine}", (".onnx",),
                      inputs=inputs, side_files=side)
     preflight(config)  # no TensorRT, or an option it cannot take: nothing has been written yet
     if staged_graph is None and config.precision == Precision.FP16 and \

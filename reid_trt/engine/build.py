@@ -13,7 +13,7 @@ from pathlib import Path
 import onnx
 
 from reid_trt.core.contract import contract_of
-from reid_trt.core.errors import ReidTrtError
+from reid_trt.core.errors import ReidTrtError, opt
 from reid_trt.core.fileio import atomic_path, check_output, sha256_file, write_bytes_atomic
 from reid_trt.core.manifest import ENGINE_SUFFIXES, Manifest, manifest_path
 from reid_trt.core.onnxio import graph_precision, is_fp16_qdq, load_onnx
@@ -96,22 +96,22 @@ def resolve_profile(config: BuildConfig, static_batch: int | None) -> tuple[int,
     if static_batch is not None:
         if any(b not in (None, static_batch) for b in given):
             raise ReidTrtError(
-                f"the graph has a static batch of {static_batch}; drop --min/--opt/--max-batch or "
-                "export with --dynamic-batch")
+                f"the graph has a static batch of {static_batch}; drop {opt('min_batch')}/"
+                f"{opt('opt_batch')}/{opt('max_batch')} or export with {opt('dynamic_batch')}")
         return (static_batch,) * 3
-    lo, opt, hi = (g if g is not None else d for g, d in zip(given, DEFAULT_PROFILE, strict=True))
+    lo, best, hi = (g if g is not None else d for g, d in zip(given, DEFAULT_PROFILE, strict=True))
     if config.max_batch is None and config.opt_batch is not None:
-        hi = max(hi, opt)
+        hi = max(hi, best)
     if config.min_batch is None and config.opt_batch is not None:
-        lo = min(lo, opt)
+        lo = min(lo, best)
     if config.max_batch is None and config.min_batch is not None:
         hi = max(hi, lo)
     if config.opt_batch is None:  # the default optimum follows a profile given around it
-        opt = min(max(opt, lo), hi)
-    if not 1 <= lo <= opt <= hi:
-        raise ConfigError("max_batch" if hi < opt else "min_batch", f"{lo}/{opt}/{hi}",
+        best = min(max(best, lo), hi)
+    if not 1 <= lo <= best <= hi:
+        raise ConfigError("max_batch" if hi < best else "min_batch", f"{lo}/{best}/{hi}",
                           "the batch profile needs min <= opt <= max")
-    return lo, opt, hi
+    return lo, best, hi
 
 
 def _check_precision(config: BuildConfig, onnx_path: Path, model) -> str:
@@ -120,9 +120,9 @@ def _check_precision(config: BuildConfig, onnx_path: Path, model) -> str:
         hint = ("'reid-export calibrate'" if config.precision == "int8"
                 else f"'reid-export onnx --precision {config.precision}'")
         raise ReidTrtError(
-            f"{onnx_path} is an {actual} graph but --precision {config.precision} was given: "
+            f"{onnx_path} is an {actual} graph but {opt('precision')} {config.precision} was given: "
             f"strongly typed engines take their precision from the graph; make an "
-            f"{config.precision} graph with {hint}, or drop --precision")
+            f"{config.precision} graph with {hint}, or drop {opt('precision')}")
     return actual
 
 
@@ -195,7 +195,7 @@ def _configure(trt: Trt, builder, config: BuildConfig, notes: list[str]):
         builder_config.builder_optimization_level = config.opt_level
     if config.dla_core is not None:
         if config.dla_core >= builder.num_DLA_cores:
-            raise ReidTrtError(f"--dla-core {config.dla_core}: this machine has "
+            raise ReidTrtError(f"{opt('dla_core')} {config.dla_core}: this machine has "
                                f"{builder.num_DLA_cores} DLA cores")
         builder_config.default_device_type = m.DeviceType.DLA
         builder_config.DLA_core = config.dla_core
@@ -253,7 +253,7 @@ def preflight(config: BuildConfig) -> Trt:
 
 def check_engine_output(output: Path, inputs: list[Path | None]) -> Path:
     """The engine path and its manifest, checked before anything is built."""
-    return check_output(output, "-o", ENGINE_SUFFIXES, inputs=inputs,
+    return check_output(output, opt("output"), ENGINE_SUFFIXES, inputs=inputs,
                         side_files=[manifest_path(Path(output))])
 
 
@@ -263,7 +263,7 @@ def _timing_cache(trt: Trt, builder_config, path: Path | None):
     try:
         data = path.read_bytes() if path.is_file() else b""
     except OSError as e:
-        raise ReidTrtError(f"--timing-cache {path} cannot be read ({e.strerror})") from None
+        raise ReidTrtError(f"{opt('timing_cache')} {path} cannot be read ({e.strerror})") from None
     cache = builder_config.create_timing_cache(data)
     builder_config.set_timing_cache(cache, ignore_mismatch=False)
     return cache
@@ -315,7 +315,7 @@ def _build(trt: Trt, onnx_path: Path, parsed: Path, output: Path, config: BuildC
     network, _parser = _parse(trt, builder, logger, parsed, config.instancenorm)
     in_path = instancenorm_path(network)
     if in_path not in (None, config.instancenorm):
-        raise ReidTrtError(f"--instancenorm {config.instancenorm}: {trt.label} parsed the graph "
+        raise ReidTrtError(f"{opt('instancenorm')} {config.instancenorm}: {trt.label} parsed the graph "
                            f"onto the {in_path} path instead")
     builder_config = _configure(trt, builder, config, notes)
     # Detailed layer information: the builder then reports each engine layer's types, which is
@@ -325,10 +325,10 @@ def _build(trt: Trt, onnx_path: Path, parsed: Path, output: Path, config: BuildC
 
     image = network.get_input(0)
     static = image.shape[0] if image.shape[0] > 0 else None
-    lo, opt, hi = resolve_profile(config, static)
+    lo, best, hi = resolve_profile(config, static)
     profile = builder.create_optimization_profile()
     rest = tuple(image.shape)[1:]
-    profile.set_shape(image.name, (lo, *rest), (opt, *rest), (hi, *rest))
+    profile.set_shape(image.name, (lo, *rest), (best, *rest), (hi, *rest))
     builder_config.add_optimization_profile(profile)
     cache = _timing_cache(trt, builder_config, config.timing_cache)
 
@@ -342,7 +342,7 @@ def _build(trt: Trt, onnx_path: Path, parsed: Path, output: Path, config: BuildC
 
     manifest = Manifest(
         trt_flavour=trt.flavour, trt_version=trt.version, precision=precision,
-        profile={"min": lo, "opt": opt, "max": hi}, io=_io(network),
+        profile={"min": lo, "opt": best, "max": hi}, io=_io(network),
         contract=contract.to_dict(), targets=targets, instancenorm=in_path or "none",
         weighted_layers=weighted_layers(network), unquantized=str(remainder or ""),
         engine_layers=engine_layer_report(logger.layers, model),

@@ -18,7 +18,7 @@ import onnx
 
 from reid_trt.core import defaults
 from reid_trt.core.contract import Contract
-from reid_trt.core.errors import ReidTrtError, VerificationError
+from reid_trt.core.errors import ReidTrtError, VerificationError, opt
 from reid_trt.core.fileio import atomic_path, check_output, sha256_file
 from reid_trt.core.onnxio import graph_precision, load_onnx
 from reid_trt.core.options import InputFormat
@@ -100,12 +100,12 @@ def recognised_contract(model: onnx.ModelProto, variant: str, input_format: str 
     fmt = InputFormat(input_format) if input_format else (
         InputFormat.UINT8_BGR if nhwc else InputFormat.FLOAT)
     if (fmt == InputFormat.UINT8_BGR) != nhwc:
-        raise ReidTrtError(f"--input {fmt}: the graph's input is {shape} "
+        raise ReidTrtError(f"{opt('input_format')} {fmt}: the graph's input is {shape} "
                            f"({'N,H,W,3' if nhwc else 'N,3,H,W'}); pass the format it takes")
     spatial = shape[1:3] if nhwc else shape[2:4]
     static = tuple(spatial) if all(isinstance(d, int) and d > 0 for d in spatial) else None
     if size is not None and static is not None and tuple(size) != static:
-        raise ReidTrtError(f"--input-size {size[0]}x{size[1]}: the graph takes "
+        raise ReidTrtError(f"{opt('input_size')} {size[0]}x{size[1]}: the graph takes "
                            f"{static[0]}x{static[1]}")
     height, width = size or static or (defaults.INPUT_HEIGHT, defaults.INPUT_WIDTH)
     said = "stated"
@@ -177,7 +177,7 @@ def write_adopted(source: Path | str, output: Path | str | None = None, **option
     """`reid-export adopt`: writes the adopted graph atomically (default <stem>.reid.onnx)."""
     source = Path(source)
     output = Path(output) if output else source.with_name(f"{source.stem}.reid.onnx")
-    check_output(output, "-o", (".onnx",), inputs=[source, options.get("weights")])
+    check_output(output, opt("output"), (".onnx",), inputs=[source, options.get("weights")])
     adoption = adopt_onnx(source, **options)
     with atomic_path(output) as tmp:
         onnx.save(adoption.model, tmp)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from reid_trt.core.errors import ReidTrtError
+from reid_trt.core.errors import ReidTrtError, opt
 from reid_trt.core.options import ConfigError, Consumer, InputFormat
 
 INPUT_FORMAT = {Consumer.BOXMOT: InputFormat.FLOAT, Consumer.ULTRALYTICS: InputFormat.RGB01,
@@ -43,8 +43,8 @@ def consumer_input_format(consumer: Consumer | None, given: InputFormat | None) 
         return given or InputFormat.FLOAT
     wanted = INPUT_FORMAT[Consumer(consumer)]
     if given is not None and given != wanted:
-        raise ConfigError("input_format", given, f"{consumer} feeds {wanted}; drop --input "
-                          "with --for")
+        raise ConfigError("input_format", given, f"{consumer} feeds {wanted}; drop {opt('input_format')} "
+                          f"with {opt('consumer')}")
     return wanted
 
 

@@ -16,7 +16,7 @@ import numpy as np
 import onnx
 
 from reid_trt.core.contract import Contract, contract_of
-from reid_trt.core.errors import ReidTrtError, VerificationError
+from reid_trt.core.errors import ReidTrtError, VerificationError, opt
 from reid_trt.core.fileio import atomic_path, check_output, sha256_file
 from reid_trt.core.onnxio import graph_precision, load_onnx
 from reid_trt.core.options import Precision
@@ -67,7 +67,7 @@ def write_fp16(source: Path | str, output: Path | str | None = None,
     """`reid-export fp16`: the verified FP16 graph of an FP32 graph, written atomically."""
     source = Path(source)
     output = Path(output) if output else source.with_name(f"{source.stem}.fp16.onnx")
-    check_output(output, "-o", (".onnx",), inputs=[source])
+    check_output(output, opt("output"), (".onnx",), inputs=[source])
     conversion = fp16_from_fp32(source, crops)
     with atomic_path(output) as tmp:
         onnx.save(conversion.model, tmp)

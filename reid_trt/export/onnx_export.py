@@ -12,7 +12,7 @@ import torch
 
 from reid_trt.core import defaults
 from reid_trt.core.contract import Contract
-from reid_trt.core.errors import ExportError, MissingDependencyError
+from reid_trt.core.errors import ExportError, MissingDependencyError, opt
 from reid_trt.export.checks import check_graph
 from reid_trt.export.graph import ExportGraph, example_input
 from reid_trt.export.precision import simplified as _simplify
@@ -46,8 +46,8 @@ def _torch_export(graph: ExportGraph, contract: Contract, batch: int | None,
     model = program.model_proto
     got = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), None)
     if got != opset:
-        raise ExportError(f"--opset {opset}: the exporter produced opset {got} (conversion "
-                          f"failed); use --opset {defaults.ONNX_OPSET} or newer")
+        raise ExportError(f"{opt('opset')} {opset}: the exporter produced opset {got} (conversion "
+                          f"failed); use {opt('opset')} {defaults.ONNX_OPSET} or newer")
     if dynamic:  # name the batch axis identically on input and output
         for value in (model.graph.input[0], model.graph.output[0]):
             value.type.tensor_type.shape.dim[0].dim_param = "batch"
@@ -83,7 +83,7 @@ def onnx_from_model(model: torch.nn.Module, contract: Contract, batch: int | Non
         # Simplified again: the converter appends its Casts out of topological order.
         onnx_model = _simplify(to_fp16(onnx_model, keep_fp32_io=contract.io_dtype == "fp32"))
     elif contract.precision != "fp32":
-        raise ExportError(f"--precision {contract.precision}: export writes fp32 or fp16 graphs; "
+        raise ExportError(f"{opt('precision')} {contract.precision}: export writes fp32 or fp16 graphs; "
                           "INT8 graphs come from 'reid-export calibrate'")
     check_graph(onnx_model, get_variant(contract.variant).instance_norms, batch is None)
     onnx_model.producer_name = "reid-trt"

@@ -12,7 +12,7 @@ import numpy as np
 
 from reid_trt.core import defaults
 from reid_trt.core.contract import Contract, contract_of
-from reid_trt.core.errors import VerificationError
+from reid_trt.core.errors import VerificationError, opt
 from reid_trt.core.fileio import check_output, file_mode, replace_together
 from reid_trt.core.metrics import cosine_rows
 from reid_trt.core.onnxio import load_onnx, ort_session
@@ -39,7 +39,7 @@ def export_openvino(onnx_path: Path, xml: Path | None = None) -> OpenVINOResult:
     onnx_path = Path(onnx_path)
     xml = Path(xml) if xml is not None else onnx_path.with_suffix(".xml")
     weights = xml.with_suffix(".bin")
-    check_output(xml, "-o", (".xml",), inputs=[onnx_path], side_files=[weights])
+    check_output(xml, opt("output"), (".xml",), inputs=[onnx_path], side_files=[weights])
     graph = load_onnx(onnx_path)
     contract = contract_of(graph, str(onnx_path))
     model = ov.convert_model(str(onnx_path))

@@ -11,7 +11,7 @@ import onnx
 from reid_trt.core import defaults
 from reid_trt.core.batching import pad_batch, plan_batches
 from reid_trt.core.contract import Contract
-from reid_trt.core.errors import VerificationError
+from reid_trt.core.errors import VerificationError, opt
 from reid_trt.core.metrics import cosine_rows
 from reid_trt.core.onnxio import ort_session
 from reid_trt.core.preprocess import graph_input, preprocess_numpy
@@ -102,5 +102,5 @@ def require_parity(report: ParityReport, what: str) -> None:
     if not report.passed:
         raise VerificationError(
             f"{what} disagrees with PyTorch: {report.summary()}; nothing was written "
-            "(try --precision fp32, or report this with the checkpoint's variant)"
+            f"(try {opt('precision')} fp32, or report this with the checkpoint's variant)"
         )

@@ -15,7 +15,7 @@ import os
 from pathlib import Path
 
 from reid_trt.core.contract import Contract, contract_of
-from reid_trt.core.errors import MissingDependencyError, ReidTrtError
+from reid_trt.core.errors import MissingDependencyError, ReidTrtError, opt
 from reid_trt.core.fileio import atomic_path
 from reid_trt.core.manifest import Manifest, read_manifest
 from reid_trt.core.onnxio import graph_precision, load_onnx
@@ -60,10 +60,10 @@ def yaml_module():
 def _model_of(engine: Path | None, onnx_path: Path | None
               ) -> tuple[Contract, str, Manifest | None]:
     if (engine is None) == (onnx_path is None):
-        raise ReidTrtError("pass either --engine PLAN or --onnx MODEL")
+        raise ReidTrtError(f"pass either {opt('engine')} PLAN or {opt('onnx')} MODEL")
     if engine is not None:
         if not Path(engine).is_file():
-            raise ReidTrtError(f"--engine {engine}: no such file")
+            raise ReidTrtError(f"{opt('engine')} {engine}: no such file")
         manifest = read_manifest(engine)
         return manifest.preprocessing, manifest.precision, manifest
     graph = load_onnx(onnx_path)
@@ -93,21 +93,21 @@ def reid_section(config_path: Path, *, engine: Path | None = None, onnx_path: Pa
     contract, precision, manifest = _model_of(engine, onnx_path)
     _check_feedable(contract, Path(engine or onnx_path))
     if tracker not in REID_TYPE:
-        raise ReidTrtError(f"--tracker {tracker}: choose nvdcf or deepsort")
+        raise ReidTrtError(f"{opt('tracker')} {tracker}: choose nvdcf or deepsort")
     if not _is_int(gpu) or gpu < 0:
-        raise ReidTrtError(f"--gpu-id {gpu}: a GPU index is 0 or more")
+        raise ReidTrtError(f"{opt('gpu_id')} {gpu}: a GPU index is 0 or more")
     if manifest is not None:
         largest = manifest.profile["max"]
         batch = largest if batch is None else batch
         if not 1 <= batch <= largest:
-            raise ReidTrtError(f"--batch {batch}: the engine {Path(engine).name} takes batches of "
+            raise ReidTrtError(f"{opt('batch')} {batch}: the engine {Path(engine).name} takes batches of "
                                f"{manifest.profile['min']} to {largest}; rebuild it with "
-                               f"--max-batch {batch} or pass a batch it takes")
+                               f"{opt('max_batch')} {batch} or pass a batch it takes")
         workspace = int(manifest.options.get("workspace_mib") or DEFAULT_WORKSPACE_MIB)
     else:
         batch = DEFAULT_BATCH if batch is None else batch
         if not 1 <= batch <= 4096:
-            raise ReidTrtError(f"--batch {batch}: pass 1 to 4096 targets per call")
+            raise ReidTrtError(f"{opt('batch')} {batch}: pass 1 to 4096 targets per call")
         workspace = DEFAULT_WORKSPACE_MIB
     section = {
         "reidType": REID_TYPE[tracker],

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import torch
 
-from reid_trt.core.errors import CheckpointError
+from reid_trt.core.errors import CheckpointError, opt
 from reid_trt.models import VARIANTS, WIDTHS, build_model, get_variant
 
 # Keys under which training scripts nest the weights (torchreid saves 'state_dict').
@@ -34,7 +34,7 @@ def load_state_dict(path: Path | str, trust: bool = False) -> dict[str, torch.Te
     """
     path = Path(path)
     if not path.is_file():
-        raise CheckpointError(f"{path}: no such file; pass --weights the path of a torchreid .pth")
+        raise CheckpointError(f"{path}: no such file; pass {opt('weights')} the path of a torchreid .pth")
     try:
         obj = torch.load(path, map_location="cpu", weights_only=not trust)
     except pickle.UnpicklingError as e:
@@ -42,7 +42,7 @@ def load_state_dict(path: Path | str, trust: bool = False) -> dict[str, torch.Te
         if found and not trust:
             raise CheckpointError(
                 f"{path} holds pickled Python objects ({found.group(1)}) that safe loading "
-                "refuses; if you trust its source, pass --trust-checkpoint"
+                f"refuses; if you trust its source, pass {opt('trust_checkpoint')}"
             ) from None
         reason = str(e).strip().splitlines()[-3 if found is None else 0][:160]
         raise CheckpointError(
@@ -141,7 +141,7 @@ def check_keys(model: torch.nn.Module, state: Mapping[str, torch.Tensor], varian
             hint = "it does not look like any OSNet variant"
         raise CheckpointError(
             f"{source} does not fit {variant}: {'; '.join(problems)}; {hint} "
-            "(pass --variant auto or the right variant)"
+            f"(pass {opt('variant')} auto or the right variant)"
         )
     return given
 
@@ -162,7 +162,7 @@ def load_model(path: Path | str, variant: str = "auto", trust: bool = False) -> 
         variant, evidence = detection.variant, detection.evidence
     else:
         get_variant(variant)
-        evidence = (f"--variant {variant}",)
+        evidence = (f"variant {variant} as given",)
     model = build_model(variant)
     model.load_state_dict(check_keys(model, state, variant, source), strict=True)
     return LoadedModel(model.eval(), variant, evidence)

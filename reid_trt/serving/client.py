@@ -9,7 +9,7 @@ import threading
 import numpy as np
 
 from reid_trt.core.batching import BatchLimits
-from reid_trt.core.errors import MissingDependencyError, ReidTrtError
+from reid_trt.core.errors import MissingDependencyError, ReidTrtError, opt
 from reid_trt.core.options import Choice, batch_size, choice
 from reid_trt.runtime.embedder import Embedder
 from reid_trt.serving.config import NUMPY_TYPES, served_contract
@@ -51,7 +51,7 @@ def parse_target(target: str) -> tuple[str, str, Protocol]:
             protocol, target = scheme, target.removeprefix(f"{scheme}://")
     url, _, model = target.rpartition("/")
     if not url or not model or ":" not in url:
-        raise ReidTrtError(f"--triton {target}: expected HOST:PORT/MODEL (gRPC) or "
+        raise ReidTrtError(f"{opt('triton')} {target}: expected HOST:PORT/MODEL (gRPC) or "
                            "http://HOST:PORT/MODEL, e.g. localhost:8001/osnet")
     return url, model, protocol
 

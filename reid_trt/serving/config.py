@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from reid_trt.core.contract import Contract
-from reid_trt.core.errors import MissingDependencyError, ReidTrtError
+from reid_trt.core.errors import MissingDependencyError, ReidTrtError, opt
 from reid_trt.core.options import (
     Choice,
     ConfigError,
@@ -162,11 +162,11 @@ def check_batch_limits(spec: ModelSpec, max_batch: int, kind: Kind) -> None:
     if max_batch > spec.max_batch:
         raise ConfigError("max_batch", max_batch, f"above the model's largest batch "
                           f"{spec.max_batch}; pass at most {spec.max_batch} or rebuild the engine "
-                          "with a larger --max-batch")
+                          f"with a larger {opt('max_batch')}")
     if kind == Kind.PLAN and spec.min_batch > 1:  # (Embedder pads a Python model's batches)
         raise ConfigError("max_batch", max_batch, f"the engine's profile starts at batch "
                           f"{spec.min_batch}, but Triton sends batches from 1; rebuild it with "
-                          "--min-batch 1")
+                          f"{opt('min_batch')} 1")
 
 
 def to_text(config) -> str:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from reid_trt.core import defaults
 from reid_trt.core.contract import contract_of
-from reid_trt.core.errors import OutputPathError, ReidTrtError
+from reid_trt.core.errors import OutputPathError, ReidTrtError, opt
 from reid_trt.core.fileio import replace_together, sha256_file
 from reid_trt.core.manifest import ENGINE_SUFFIXES, manifest_path, read_manifest
 from reid_trt.core.onnxio import load_onnx
@@ -95,7 +95,7 @@ def model_spec(model: Path) -> tuple[ModelSpec, bool]:
     """(spec, is_engine) of an engine or a graph."""
     model = Path(model)
     if model.is_dir() or not model.is_file():
-        raise ReidTrtError(f"{model}: no such file; pass --engine MODEL.plan or --onnx "
+        raise ReidTrtError(f"{model}: no such file; pass {opt('engine')} MODEL.plan or {opt('onnx')} "
                            "MODEL.onnx")
     if model.suffix.lower() in ENGINE_SUFFIXES:
         return engine_spec(model), True
@@ -113,12 +113,12 @@ def environment_paths() -> list[str]:
 def check_repository_path(repo: Path, name: str) -> None:
     repo = Path(repo)
     if repo.exists() and not repo.is_dir():
-        raise OutputPathError(f"--repo {repo} is a file; pass a folder (created if missing)")
+        raise OutputPathError(f"{opt('repo')} {repo} is a file; pass a folder (created if missing)")
     parent = repo if repo.is_dir() else repo.parent
     if not parent.is_dir():
-        raise OutputPathError(f"--repo {repo}: {parent} does not exist; create it first")
+        raise OutputPathError(f"{opt('repo')} {repo}: {parent} does not exist; create it first")
     if (repo / name).exists() and not (repo / name).is_dir():
-        raise OutputPathError(f"{repo / name} is a file; move it or pass another --name")
+        raise OutputPathError(f"{repo / name} is a file; move it or pass another {opt('name')}")
 
 
 def write_repository(repo: Path, model: Path, options: ServeOptions,
@@ -165,7 +165,7 @@ def write_repository(repo: Path, model: Path, options: ServeOptions,
         staging = Path(tempfile.mkdtemp(prefix=f".{repo.name}.{options.name}.", suffix=".tmp",
                                         dir=repo.parent))
     except OSError as e:
-        raise OutputPathError(f"--repo {repo}: cannot write there ({e.strerror}); fix its "
+        raise OutputPathError(f"{opt('repo')} {repo}: cannot write there ({e.strerror}); fix its "
                               "permissions or pass another folder") from None
     try:
         version = staging / VERSION
@@ -187,7 +187,7 @@ def write_repository(repo: Path, model: Path, options: ServeOptions,
         if created:
             shutil.rmtree(repo, ignore_errors=True)
         if isinstance(e, OSError):
-            raise OutputPathError(f"--repo {repo}: cannot write the model there ({e.strerror}); "
+            raise OutputPathError(f"{opt('repo')} {repo}: cannot write the model there ({e.strerror}); "
                                   "fix its permissions or pass another folder") from None
         raise
     return repo / options.name
@@ -206,7 +206,7 @@ def read_repository(repo: Path) -> dict[str, object]:
     are checked against the model file beside them. Returns {name: ModelConfig}."""
     repo = Path(repo)
     if not repo.is_dir():
-        raise ReidTrtError(f"--repo {repo}: no such folder; write one with 'reid-export triton'")
+        raise ReidTrtError(f"{opt('repo')} {repo}: no such folder; write one with 'reid-export triton'")
     configs = {}
     for folder in sorted(p for p in repo.iterdir() if p.is_dir() and not p.name.startswith(".")):
         path = folder / "config.pbtxt"
@@ -217,7 +217,7 @@ def read_repository(repo: Path) -> dict[str, object]:
         _check_written_model(folder, config, path)
         configs[folder.name] = config
     if not configs:
-        raise ReidTrtError(f"--repo {repo} holds no models; write one with 'reid-export triton'")
+        raise ReidTrtError(f"{opt('repo')} {repo} holds no models; write one with 'reid-export triton'")
     return configs
 
 

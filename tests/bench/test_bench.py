@@ -14,6 +14,8 @@ from reid_trt.cli.bench import app
 from reid_trt.engine.build import engine_from_onnx
 from reid_trt.export.api import ExportConfig, export_onnx
 
+pytestmark = pytest.mark.slow  # reid-bench runs
+
 runner = CliRunner()
 
 

@@ -47,6 +47,8 @@ from reid_trt.data.shifts import shifted_copies
 from reid_trt.engine.build import BuildConfig, engine_from_onnx
 from reid_trt.export.precision import qdq_to_fp16
 
+pytestmark = pytest.mark.slow  # full INT8 calibrations (about 6 minutes)
+
 # The shifts in which cameras differ that the acceptance levels must hold on.
 CAMERA_SHIFTS = ("brighter", "darker", "more contrast", "less contrast", "blur", "mirrored")
 

@@ -4,12 +4,15 @@ import json
 import os
 
 import onnx
+import pytest
 import torch
 from typer.testing import CliRunner
 
 from reid_trt.cli.export import app
 from reid_trt.export.checks import batch_dim
 from tests.conftest import SMALL
+
+pytestmark = pytest.mark.slow  # whole commands, the demo included
 
 runner = CliRunner()
 SMALL_SIZE = f"{SMALL[0]}x{SMALL[1]}"

@@ -99,9 +99,9 @@ def test_stratified_sample_spreads_identities():
     (lambda p: None, "folder", "no images"),
     (lambda p: (p / "notes.txt").write_text("x"), "folder", "no images"),
     (lambda p: write(p / "a.jpg"), "market1501",
-     "--calib-dataset market1501: .* has no bounding_box_train.*--calib-dataset folder"),
+     "^dataset market1501: .* has no bounding_box_train.*, or dataset folder for"),
     (lambda p: write(p / "a.jpg"), "msmt17", "list_train.txt"),
-    (lambda p: write(p / "a.jpg"), "viper", "--calib-dataset viper"),
+    (lambda p: write(p / "a.jpg"), "viper", "^dataset viper: choose one of"),
 ])
 def test_bad_layouts(tmp_path, setup, kind, message):
     setup(tmp_path)

@@ -15,6 +15,7 @@ from reid_trt.core.manifest import manifest_path, read_manifest
 from reid_trt.core.trt_compat import load_trt
 from reid_trt.engine.build import BuildConfig, engine_from_onnx, resolve_profile
 
+pytestmark = pytest.mark.slow  # TensorRT-RTX engine builds
 
 def sha256(path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
@@ -49,7 +50,7 @@ def test_int8_engine_from_qdq_graph(qdq_graph, tmp_path):
     result = engine_from_onnx(qdq_graph, tmp_path / "int8.plan")
     assert result.manifest.precision == "int8"
     assert read_manifest(result.engine).engine_sha256 == sha256(result.engine)
-    with pytest.raises(ReidTrtError, match="is an int8 graph but --precision fp16"):
+    with pytest.raises(ReidTrtError, match="is an int8 graph but precision fp16"):
         engine_from_onnx(qdq_graph, tmp_path / "x.plan", BuildConfig(precision="fp16"))
 
 

@@ -17,6 +17,8 @@ from reid_trt.core.contract import contract_of
 from reid_trt.core.metrics import cosine_rows
 from reid_trt.core.preprocess import graph_input
 
+pytestmark = pytest.mark.slow  # adopted graphs through every command
+
 runner = CliRunner()
 
 

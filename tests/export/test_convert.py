@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import onnx
+import pytest
 from typer.testing import CliRunner
 
 from reid_trt.cli.export import app
@@ -15,6 +16,8 @@ from reid_trt.core.onnxio import graph_precision, ort_session
 from reid_trt.core.preprocess import graph_input
 from reid_trt.data.folder import read_crops
 from reid_trt.data.mot import mot_crops
+
+pytestmark = pytest.mark.slow  # FP16 conversions verified and built
 
 runner = CliRunner()
 

@@ -17,6 +17,8 @@ from reid_trt.models import VARIANTS
 from reid_trt.models.checkpoint import load_model
 from tests.conftest import SMALL
 
+pytestmark = pytest.mark.slow  # every variant exported and verified (about 4 minutes)
+
 
 def elem_type(value) -> int:
     return value.type.tensor_type.elem_type

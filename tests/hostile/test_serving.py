@@ -24,6 +24,8 @@ from reid_trt.serving.server import SHM, TritonServer
 from tests.hostile.conftest import one_line, run_cli, snapshot
 from tests.serving.conftest import wrap_served_model
 
+pytestmark = pytest.mark.slow  # Triton servers and engine builds
+
 runner = CliRunner()
 
 # A served model that answers wrong: one row whatever the batch, or half the feature width.
@@ -141,7 +143,7 @@ def test_replacing_a_model_is_whole_or_nothing(artifacts, tmp_path, monkeypatch)
         return real_rename(src, dst)
 
     monkeypatch.setattr(os, "rename", failing_rename)
-    with pytest.raises(ReidTrtError, match=r"--repo .*repo: cannot write the model there "
+    with pytest.raises(ReidTrtError, match=r"repo .*repo: cannot write the model there "
                                            r"\(Permission denied\)"):
         write_repository(repo, artifacts["graph"], ServeOptions(name="osnet", kind="onnx"))
     monkeypatch.setattr(os, "rename", real_rename)

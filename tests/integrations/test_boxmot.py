@@ -16,6 +16,8 @@ from reid_trt.integrations.boxmot import BoxMOTReID
 from reid_trt.runtime.embedder import Embedder
 from tests.integrations.conftest import consumer, export_for, feature_agreement
 
+pytestmark = pytest.mark.slow  # BoxMOT's trackers run
+
 runner = CliRunner()
 
 

@@ -21,6 +21,8 @@ from reid_trt.integrations import deepstream
 from reid_trt.runtime.embedder import Embedder
 from tests.integrations.conftest import export_for
 
+pytestmark = pytest.mark.slow  # engine builds for DeepStream configs
+
 runner = CliRunner()
 NVIDIA_SAMPLE = {"offsets": [123.675, 116.28, 103.53], "netScaleFactor": 1 / 57.63}
 

@@ -14,6 +14,8 @@ from reid_trt.core import defaults
 from reid_trt.models.checkpoint import load_model
 from tests.integrations.conftest import consumer, export_for, feature_agreement
 
+pytestmark = pytest.mark.slow  # Ultralytics' tracker runs
+
 runner = CliRunner()
 
 

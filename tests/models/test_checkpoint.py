@@ -108,7 +108,7 @@ def test_missing_keys_never_give_random_weights(tmp_path, x0_25_state):
 
 def test_pickled_objects_need_trust(tmp_path, x0_25_state):
     path = save(tmp_path / "w.pth", {"state_dict": x0_25_state, "args": NotATensor()})
-    with pytest.raises(CheckpointError, match="--trust-checkpoint"):
+    with pytest.raises(CheckpointError, match="pass trust_checkpoint"):
         load_model(path)
     assert load_model(path, trust=True).variant == "osnet_x0_25"
 

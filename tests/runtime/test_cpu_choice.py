@@ -15,6 +15,8 @@ from reid_trt.runtime import cpu_choice
 from reid_trt.runtime.cpu_choice import BACKEND_ENV, CACHE_ENV, rank
 from reid_trt.runtime.embedder import Embedder
 
+pytestmark = pytest.mark.slow  # the session's graphs exported, backends measured
+
 
 @pytest.fixture
 def unpinned(monkeypatch, tmp_path):

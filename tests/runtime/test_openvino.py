@@ -18,6 +18,8 @@ from reid_trt.core.onnxio import load_onnx
 from reid_trt.core.options import ConfigError, InputFormat
 from reid_trt.runtime.embedder import Embedder
 
+pytestmark = pytest.mark.slow  # OpenVINO compiles and IR exports
+
 runner = CliRunner()
 
 

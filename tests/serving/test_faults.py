@@ -25,6 +25,8 @@ from reid_trt.serving.repository import write_repository
 from reid_trt.serving.server import SHM, TritonServer
 from tests.serving.conftest import wrap_served_model
 
+pytestmark = pytest.mark.slow  # Triton servers killed, hung and soaked
+
 # The injected faults: a white crop raises, a crop of value 254 hangs.
 FAULTS = """        if (batch == 255).all(axis=(1, 2, 3)).any():
             raise ValueError("a white crop: the fault this test injected")

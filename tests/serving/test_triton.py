@@ -30,6 +30,8 @@ from reid_trt.serving.config import ServeOptions, model_config_pb2, parse_config
 from reid_trt.serving.repository import write_repository
 from reid_trt.serving.server import TritonServer
 
+pytestmark = pytest.mark.slow  # Triton servers started
+
 runner = CliRunner()
 
 
@@ -57,6 +59,7 @@ def test_served_embeddings_equal_embedders(served, graphs, real_crops, shared_da
     for protocol, url in (("grpc", served.grpc_url), ("http", served.http_url)):
         with TritonEmbedder(url, "osnet", protocol=protocol) as remote:
             assert remote.contract.input_format == "uint8-bgr" and remote.max_batch == 32
+            assert isinstance(remote, Embedder) and remote.path is None  # from_backend built it
             got = remote.embed(real_crops)
             assert got.shape == reference.shape == (len(real_crops), 512)
             assert np.einsum("ij,ij->i", got, reference).min() >= 0.9999, protocol

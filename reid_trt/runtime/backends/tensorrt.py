@@ -53,7 +53,8 @@ def check_engine(path: Path, manifest: Manifest, trt: Trt,
         sm = f"{device_cc[0]}{device_cc[1]}"
         if sm not in explicit:
             raise ReidTrtError(f"{path} targets {manifest.targets}, but this GPU is sm{sm}; "
-                               f"{_rebuild(path)} --compute-capability sm{sm}")
+                               "rebuild it for this GPU: reid-export trt --onnx MODEL.onnx -o "
+                               f"{path} --compute-capability sm{sm} (the .onnx it was built from)")
 
 
 def _cudart():
