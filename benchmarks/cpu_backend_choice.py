@@ -19,6 +19,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from publish import publish  # benchmarks/publish.py
+
 DATA = Path(os.environ.get("REID_TRT_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
 WEIGHTS = DATA / "weights" / "osnet_x0_25_msmt17.pth"
 MOT = DATA / "reid" / "mot17-mini"
@@ -112,10 +114,7 @@ def main() -> None:
             lines += part
             met.append(ok)
     lines.append(f"Within 10% of the fastest at batch 1 and 32: {'yes' if all(met) else 'NO'}.")
-    text = "\n".join(lines) + "\n"
-    print(text)
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "cpu_backend_choice_cpu.md").write_text(text)
+    publish(lines, args.out, "cpu_backend_choice_cpu.md")
 
 
 if __name__ == "__main__":

@@ -21,6 +21,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from publish import publish  # benchmarks/publish.py
+
 DATA = Path(os.environ.get("REID_TRT_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
 MODES = ("chunked", "whole")
 
@@ -73,7 +75,7 @@ def main() -> None:
         print(json.dumps(child(args.child[0], args.child[1], args.crops)))
         return
 
-    from reid_trt.bench.run import cpu_name
+    from reid_trt.core.machine import cpu_name
     from reid_trt.export.api import export_onnx
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -102,10 +104,7 @@ def main() -> None:
               f"more than {max(chunked['above_model_mib'], 1):.0f} MiB; preprocessing the whole "
               f"input first added {whole['above_model_and_inputs_mib']:.0f} MiB "
               "(a float tensor of every crop, and ONNX Runtime's activations for one huge batch)."]
-    text = "\n".join(lines) + "\n"
-    print(text)
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "embedder_memory_cpu.md").write_text(text)
+    publish(lines, args.out, "embedder_memory_cpu.md")
     (args.out / "embedder_memory_cpu.json").write_text(json.dumps(
         {"machine": machine, "rows": rows}, indent=2) + "\n")
 

@@ -49,7 +49,8 @@ MOT = DATA / "reid" / "mot17-mini"
 
 class TorchreidStyle:
     """torchreid.utils.FeatureExtractor's path: the Embedder's interface for the bench, and its
-    own backend (reid_trt.runtime.backends.base.Backend), timed by the torch hook."""
+    own backend (reid_trt.runtime.backends.base.Backend); not Profiled, so its compute column
+    times `run`."""
 
     name = backend_name = "torch"
     device = "cpu"

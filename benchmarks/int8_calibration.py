@@ -15,7 +15,9 @@ import sys
 import tempfile
 from pathlib import Path
 
-from reid_trt.bench.run import cpu_name
+from publish import publish  # benchmarks/publish.py
+
+from reid_trt.core.machine import cpu_name
 
 DATA = Path(os.environ.get("REID_TRT_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
 RUN = """
@@ -57,10 +59,7 @@ def main() -> None:
                          f"{j['worst_mean_cosine']:.4f}, {j['low_cosine']:.4f}, "
                          f"{j['min_cosine']:.4f} | {a['int8_sha256'] == b['int8_sha256']} |")
             lines.append(f"| | float: {', '.join(a['unquantized_parts'])} | | | | |")
-    text = "\n".join(lines) + "\n"
-    print(text)
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "int8_calibration_cpu.md").write_text(text)
+    publish(lines, args.out, "int8_calibration_cpu.md")
 
 
 if __name__ == "__main__":

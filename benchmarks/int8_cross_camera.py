@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 import onnxruntime as ort
+from publish import publish  # benchmarks/publish.py
 
 from reid_trt.calibration.api import CalibrationConfig, calibrate_onnx, source_graph
 from reid_trt.calibration.placement import activation_tensors
@@ -111,10 +112,7 @@ def main() -> None:
                      f"calibration {r['seconds']} s.")
     shifts = ", ".join(f"{k}" for k in EVALUATION_SHIFTS)
     lines += ["", f"Shifts (data/shifts.py): {shifts}."]
-    text = "\n".join(lines) + "\n"
-    print(text)
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "int8_cross_camera_cpu.md").write_text(text)
+    publish(lines, args.out, "int8_cross_camera_cpu.md")
     (args.out / "int8_cross_camera_cpu.json").write_text(json.dumps(
         {"machine": machine, "results": results}, indent=2, default=float) + "\n")
 

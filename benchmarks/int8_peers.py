@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 import onnxruntime as ort
+from publish import publish  # benchmarks/publish.py
 
 from reid_trt.calibration.api import calibrate_onnx, source_graph
 from reid_trt.calibration.placement import int8_work
@@ -142,10 +143,7 @@ def main() -> None:
                      f"{f[shift][0]:.4f} / {f[shift][1]:.4f} ({shift}) |")
     lines += ["", f"Shifts judged: {', '.join(JUDGED_SHIFTS)}. Acceptance levels: mean >= 0.995, "
               "min >= 0.98 on every row."] + [f"- {n}" for n in notes]
-    text = "\n".join(lines) + "\n"
-    print(text)
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "int8_peers_cpu.md").write_text(text)
+    publish(lines, args.out, "int8_peers_cpu.md")
 
 
 if __name__ == "__main__":
