@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 from reid_trt.core.errors import MissingDependencyError, opt
@@ -84,7 +85,9 @@ def describe(report: dict) -> str:
     return text
 
 
-def print_tables(report: dict, console) -> None:
+def print_tables(report: dict, console, name_of: Callable[[str], str] = str) -> None:
+    """The tables and notes on `console`; `name_of` writes the options notes name (the CLI: as
+    flags)."""
     from rich import box
     from rich.table import Table
 
@@ -96,23 +99,23 @@ def print_tables(report: dict, console) -> None:
             table.add_row(*row)
         console.print(table)
     console.print(describe(report))
-    for line in notes(report):
+    for line in notes(report, name_of):
         console.print(line, highlight=False)
 
 
-def notes(report: dict) -> list[str]:
+def notes(report: dict, name_of: Callable[[str], str] = str) -> list[str]:
     """What a reader of the tables needs to know about single subjects."""
     lines = []
     for s in report["subjects"]:
         if s.get("cpu_choice"):
             lines.append(f"{s['label']}: {s['cpu_choice']}")
         if s["same_weights"] is False:
-            lines.append(f"note: {s['path']} was not exported from the weights file (sha256 "
-                         "differs): its parity compares two different models")
+            lines.append(f"note: {s['path']} was not exported from the {name_of('weights')} file "
+                         "(sha256 differs): its parity compares two different models")
     return lines
 
 
-def markdown(report: dict) -> str:
+def markdown(report: dict, name_of: Callable[[str], str] = str) -> str:
     parts = [f"reid-bench {report['created']}: {describe(report)}.", ""]
     if report.get("command"):
         parts[:0] = [f"Command: `{report['command']}`", ""]
@@ -121,7 +124,7 @@ def markdown(report: dict) -> str:
         parts.append("|" + " --- |" * len(header))
         parts += ["| " + " | ".join(row) + " |" for row in rows]
         parts.append("")
-    parts += [f"- {line}" for line in notes(report)]
+    parts += [f"- {line}" for line in notes(report, name_of)]
     return "\n".join(parts)
 
 
@@ -178,10 +181,11 @@ def plot_png(report: dict) -> bytes:
 
 
 def write_outputs(report: dict, json_path: Path | None = None, markdown_path: Path | None = None,
-                  plot_path: Path | None = None) -> list[Path]:
+                  plot_path: Path | None = None, name_of: Callable[[str], str] = str) -> list[Path]:
     """Writes the outputs asked for (each atomically); returns their paths."""
     contents = {json_path: lambda: (json.dumps(report, indent=2) + "\n").encode(),
-                markdown_path: lambda: markdown(report).encode(), plot_path: lambda: plot_png(report)}
+                markdown_path: lambda: markdown(report, name_of).encode(),
+                plot_path: lambda: plot_png(report)}
     written = []
     for path, content in contents.items():
         if path is not None:

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from reid_trt.cli.common import TrustCheckpoint, Variant, console, fails_cleanly
+from reid_trt.cli.common import TrustCheckpoint, Variant, console, fails_cleanly, flag_namer
 from reid_trt.core.errors import ReidTrtError
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, rich_markup_mode=None)
@@ -21,8 +21,11 @@ def parse_batches(text: str) -> tuple[int, ...]:
     return batches
 
 
+BENCH_FLAGS = {"dataset": "--dataset"}  # calibration's dataset option is --calib-dataset
+
+
 @app.command()
-@fails_cleanly(flags={"dataset": "--dataset"})
+@fails_cleanly(flags=BENCH_FLAGS)
 def bench(
     engine: Annotated[list[Path] | None, typer.Option(
         help="TensorRT engine (.plan with its manifest); repeatable.")] = None,
@@ -108,8 +111,9 @@ def bench(
                            lambda what, done, total: progress.update(task, description=what,
                                                                       completed=done, total=total),
                            served=triton or [], openvino=openvino or [])
-    print_tables(report, console)
-    for path in write_outputs(report, json_path, markdown_path, plot_path):
+    print_tables(report, console, flag_namer(BENCH_FLAGS))
+    for path in write_outputs(report, json_path, markdown_path, plot_path,
+                              flag_namer(BENCH_FLAGS)):
         console.print(f"[green]wrote[/] {path}")
 
 

@@ -37,13 +37,17 @@ FLAGS = {
 }
 
 
+def flag_namer(flags: dict[str, str] | None = None):
+    """field -> its flag, by FLAGS (`flags` overriding it for one command), else the field
+    spelt as a flag."""
+    names = {**FLAGS, **(flags or {})}
+    return lambda field: names.get(field, "--" + field.replace("_", "-"))
+
+
 def fails_cleanly(fn=None, *, flags: dict[str, str] | None = None):
     """Turns a ReidTrtError into one line on stderr and exit code 1 (no traceback), every option
     it names written as this command's flag. `flags` overrides FLAGS for one command."""
-    names = {**FLAGS, **(flags or {})}
-
-    def flag_of(field: str) -> str:
-        return names.get(field, "--" + field.replace("_", "-"))
+    flag_of = flag_namer(flags)
 
     def decorate(fn):
         @functools.wraps(fn)

@@ -73,7 +73,7 @@ def test_uint8_normalised_static_graph(real_weights, tmp_path):
 
 
 @pytest.mark.parametrize("options, message", [
-    ({"precision": "fp16"}, "is an fp32 graph but --precision fp16 was given"),
+    ({"precision": "fp16"}, "is an fp32 graph but precision fp16 was given"),
     ({"min_batch": 8, "opt_batch": 4, "max_batch": 16}, "the batch profile needs min <= opt"),
     ({"dla_core": 0}, "has no DLA"),
     ({"instancenorm": "plugin"}, "no InstanceNormalization plugin"),

@@ -1,0 +1,47 @@
+"""The machine a benchmark ran on, as its report names it."""
+
+from __future__ import annotations
+
+import os
+import platform
+import sys
+
+import numpy as np
+
+from reid_trt.bench.subjects import Subject
+from reid_trt.core.machine import cpu_name
+from reid_trt.core.options import parse_device
+
+
+def machine_info(subjects: list[Subject]) -> dict:
+    info = {"cpu": cpu_name(), "cpu_count": os.cpu_count(), "os": platform.platform(),
+            "python": platform.python_version(), "numpy": np.__version__}
+    try:
+        import onnxruntime
+
+        info["onnxruntime"] = onnxruntime.__version__
+    except ImportError:
+        pass
+    openvino = sys.modules.get("openvino")
+    if openvino is not None:
+        info["openvino"] = openvino.__version__
+    torch = sys.modules.get("torch")  # loaded by a PyTorch subject; never imported for this
+    if torch is not None:
+        info["torch"] = torch.__version__
+        info["torch_threads"] = torch.get_num_threads()
+    for s in subjects:
+        if s.embedder.backend_name == "tensorrt":
+            info["tensorrt"] = s.embedder.backend.trt.label
+        if s.embedder.backend.device.startswith("cuda"):
+            info["gpu"] = _gpu_name(s.embedder.backend.device)
+    return info
+
+
+def _gpu_name(device: str) -> str | None:
+    try:
+        from cuda.bindings import runtime as cudart
+
+        err, props = cudart.cudaGetDeviceProperties(parse_device(device).index)
+        return props.name.decode().rstrip("\x00") if int(err) == 0 else None
+    except Exception:  # informational only
+        return None

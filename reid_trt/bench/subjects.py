@@ -1,0 +1,127 @@
+"""What one reid-bench run measures: its settings and its subjects (engines, graphs, checkpoints
+and served models, each behind an Embedder)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from reid_trt.core.errors import ReidTrtError, opt
+from reid_trt.core.options import ConfigError, batch_size, bounded, parse_device
+from reid_trt.runtime.embedder import Embedder
+
+MAX_CROPS = 10_000  # parity crops are held in memory, decoded
+MAX_RUNS = 10_000
+MAX_CLIENTS = 256  # threads in this process
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    """Settings of one reid-bench run, checked on construction."""
+
+    batches: tuple[int, ...] = (1, 8, 32, 64)
+    warmup: int = 3  # untimed calls per subject and batch size (allocation, autotuning)
+    runs: int = 30  # timed calls per subject, batch size and mode
+    rounds: int = 3  # the runs are split into this many interleaved rounds
+    device: str | None = None
+    crops_dir: Path | None = None  # real crops for parity and timing (default: generated ones)
+    num_crops: int = 64
+    topk: int = 5
+    dataset: tuple[str, Path] | None = None  # (kind, root) of a labelled re-ID dataset
+    max_queries: int | None = None
+    variant: str = "auto"
+    trust_checkpoint: bool = False
+    companion_onnx: bool = True  # an engine's source .onnx, found beside it, runs too
+    clients: int = 0  # concurrent clients per subject (0: no concurrent load)
+    client_requests: int = 20  # calls per client
+    client_batch: int = 4  # crops per call (the boxes of a frame)
+
+    def __post_init__(self):
+        if not self.batches:
+            raise ConfigError("batches", self.batches, "give at least one batch size")
+        for b in self.batches:
+            batch_size(b, "batches")
+        bounded(self.runs, "runs", 1, MAX_RUNS)
+        bounded(self.warmup, "warmup", 0, MAX_RUNS)
+        bounded(self.rounds, "rounds", 1, MAX_RUNS)
+        bounded(self.num_crops, "num_crops", 2, MAX_CROPS, "parity compares neighbours, which "
+                "needs two crops or more")
+        bounded(self.topk, "topk", 1, 1000)
+        if self.max_queries is not None:
+            bounded(self.max_queries, "max_queries", 1)
+        if self.device is not None:
+            parse_device(self.device)
+        bounded(self.clients, "clients", 0, MAX_CLIENTS)
+        bounded(self.client_requests, "client_requests", 1, MAX_RUNS)
+        batch_size(self.client_batch, "client_batch")
+
+
+@dataclass
+class Subject:
+    label: str
+    role: str  # "baseline" (PyTorch eager, from --weights) or "subject"
+    path: Path
+    embedder: Embedder
+    same_weights: bool | None = None  # built from the --weights file? None: unknown
+    result: dict = field(default_factory=dict)
+
+
+def companion_onnx(engine: Path) -> Path | None:
+    """The .onnx an engine was built from, if it lies beside it (matched by sha256)."""
+    from reid_trt.core.fileio import sha256_file
+    from reid_trt.core.manifest import read_manifest
+
+    wanted = read_manifest(engine).onnx_sha256
+    candidates = sorted(engine.parent.glob(f"{engine.stem.split('.')[0]}*.onnx"))
+    return next((p for p in candidates if sha256_file(p) == wanted), None)
+
+
+def open_subjects(engines: list[Path], graphs: list[Path], weights: Path | None,
+                  config: BenchConfig, served: list[str] = (),
+                  openvino: list[Path] = ()) -> list[Subject]:
+    from reid_trt.core.fileio import sha256_file
+
+    if not (engines or graphs or weights or served or openvino):
+        raise ReidTrtError(f"nothing to benchmark: pass {opt('engine')} PLAN, {opt('onnx')} MODEL, "
+                           f"{opt('openvino')} MODEL, {opt('triton')} HOST:PORT/MODEL and/or "
+                           f"{opt('weights')} CHECKPOINT")
+    paths = [*engines, *graphs]
+    if config.companion_onnx:
+        for engine in engines:
+            source = companion_onnx(engine) if Path(engine).is_file() else None
+            if source is not None and source not in paths:
+                paths.append(source)
+    weights_sha = sha256_file(weights) if weights and Path(weights).is_file() else None
+    subjects = []
+    if weights is not None:
+        embedder = Embedder(weights, device=config.device, variant=config.variant,
+                            trust_checkpoint=config.trust_checkpoint)
+        subjects.append(Subject("pytorch fp32", "baseline", Path(weights), embedder, True))
+    runs = [(path, False) for path in paths] + [(Path(path), True) for path in openvino]
+    for path, on_openvino in runs:
+        # OpenVINO runs on the CPU unless told: --device names CUDA devices, not Intel ones.
+        embedder = Embedder(path, device=None if on_openvino else config.device,
+                            backend="openvino" if on_openvino else None)
+        precision = embedder.contract.precision
+        source = embedder.contract.weights_sha256
+        same = None if not (weights_sha and source) else source == weights_sha
+        label = {"onnxruntime": "ort", "tensorrt": "trt", "openvino": "openvino"}.get(
+            embedder.backend_name)
+        # u8-in: the file takes uint8 (not OpenVINO compiling the normalisation in)
+        model = getattr(embedder.backend, "model_contract", embedder.contract)
+        label += f" {precision}" + (" u8-in" if model.uint8_input else "")
+        subjects.append(Subject(label, "subject", Path(path), embedder, same))
+    for target in served:
+        from reid_trt.serving.client import TritonEmbedder, parse_target
+
+        url, model, protocol = parse_target(target)
+        embedder = TritonEmbedder(url, model, protocol=protocol)
+        source = embedder.contract.weights_sha256
+        same = None if not (weights_sha and source) else source == weights_sha
+        subjects.append(Subject(f"triton {protocol} {embedder.contract.precision}", "subject",
+                                Path(target), embedder, same))
+    labels = [s.label for s in subjects]
+    for subject in subjects:  # two graphs of one backend and precision: tell them apart by file
+        if labels.count(subject.label) > 1:
+            subject.label += f" {subject.path.name}"
+    return subjects
