@@ -49,7 +49,7 @@ test: $(VENV)/.consumers $(TORCHREID_SDIST)
 
 # The quick loop while changing code: lint, then every test not marked slow (about 1.5 minutes on
 # 2 cores). `make test` (CI) runs everything.
-check: $(VENV)/.installed $(TORCHREID_SDIST)
+check: $(VENV)/.consumers $(TORCHREID_SDIST)
 	$(BIN)/ruff check reid_trt tests benchmarks
 	$(BIN)/python -m pytest -p no:cacheprovider -q -m "not slow"
 
