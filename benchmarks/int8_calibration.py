@@ -24,7 +24,7 @@ RUN = """
 import json, sys
 from reid_trt.calibration.api import calibrate_onnx, source_graph
 source, sha, _ = source_graph(None, sys.argv[1])
-print(json.dumps(calibrate_onnx(source, sha, sys.argv[2], sys.argv[3]).report))
+print(json.dumps(calibrate_onnx(source, sha, sys.argv[2], sys.argv[3]).report.to_dict()))
 """
 
 

@@ -49,7 +49,7 @@ class CalibrationResult:
     path: Path
     cache: Path
     report_path: Path
-    report: dict
+    report: CalibrationReport  # also in report_path, as JSON
 
 
 def report_path_for(output: Path) -> Path:
@@ -69,7 +69,7 @@ def write_calibration(output: Path, quantized: onnx.ModelProto, ranges, method: 
         tmp_cache.write_text(cache_text(ranges, method))
         report.int8_sha256 = sha256_file(tmp_model)
         tmp_report.write_text(json.dumps(report.to_dict(), indent=2) + "\n")
-    return CalibrationResult(output, cache, report_path, report.to_dict())
+    return CalibrationResult(output, cache, report_path, report)
 
 
 def layer_label(model: onnx.ModelProto, node_name: str) -> str:

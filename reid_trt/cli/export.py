@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -31,6 +31,9 @@ from reid_trt.core.options import (
     Precision,
     TrtFlavour,
 )
+
+if TYPE_CHECKING:
+    from reid_trt.calibration.report import CalibrationResult
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   rich_markup_mode=None,
@@ -146,26 +149,26 @@ def _calibration_config(calib_dataset, calib_size, calib_method, max_map_drop, u
                              equalize=equalize, unquantized=unquantized or Precision.FP16)
 
 
-def _print_calibration(result) -> None:
+def _print_calibration(result: CalibrationResult) -> None:
     r = result.report
-    a, cal, pr, w = r["int8_vs_fp32"], r["calibration_set"], r["protocol"], r["int8_work"]
+    a, cal, pr, w = r.int8_vs_fp32, r.calibration_set, r.protocol, r.int8_work
     for warning in pr["warnings"]:
         err_console.print(f"[bold yellow]warning:[/] {warning}")
-    for note in r["notes"]:
+    for note in r.notes:
         if note not in pr["warnings"]:
             console.print(f"note        {note}")
     console.print(f"calibrated  {cal['images']} {cal['dataset']} images (+{cal['augmented_copies_per_image']}"
                   f" shifted copies each; {cal['unreadable_skipped']} unreadable or too small), "
-                  f"ranges {r['method']}, {r['seconds']} s")
+                  f"ranges {r.method}, {r.seconds} s")
     held = ", ".join(f"camera {c}" for c in pr["held_out_cameras"]) or "none"
-    console.print(f"judged on   {r['evaluation_set']['images']} images ({pr['split']}; cameras "
+    console.print(f"judged on   {r.evaluation_set['images']} images ({pr['split']}; cameras "
                   f"never calibrated on: {held}) and {len(pr['shifts'])} shifted copies of each")
     console.print(f"INT8/FP32   mean cosine {a['mean_cosine']:.5f}, min {a['min_cosine']:.5f}, "
                   f"worst domain {a['worst_domain']} (mean {a['worst_mean_cosine']:.5f}), top-5 "
                   f"neighbour agreement {a['topk_agreement']:.3f}"
                   + (f", mAP drop {a['map_drop']:.2f} points" if a["map_drop"] is not None else ""))
     console.print(f"INT8 work   {100 * w['int8_mac_share']:.1f}% of conv MACs ({w['int8_layers']} "
-                  f"layers; float: {', '.join(r['unquantized_parts']) or 'none'}; "
+                  f"layers; float: {', '.join(r.unquantized_parts) or 'none'}; "
                   f"{w['gemv_layers_float']} gate/embedding GEMV layers float by design)")
     console.print(f"[green]wrote[/]       {result.path}, {result.cache.name}, {result.report_path.name}")
 

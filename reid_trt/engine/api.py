@@ -14,6 +14,7 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import onnx
@@ -30,12 +31,15 @@ from reid_trt.engine.build import (
     preflight,
 )
 
+if TYPE_CHECKING:
+    from reid_trt.calibration.report import CalibrationResult
+
 
 @dataclass
 class EnginePipelineResult:
     build: BuildResult
     exported: object | None = None  # export.api.ExportResult, when built from weights
-    calibrated: object | None = None  # calibration.api.CalibrationResult, for INT8
+    calibrated: CalibrationResult | None = None  # for INT8
     converted: object | None = None  # export.convert.Conversion, for fp16 from an fp32 graph
 
 

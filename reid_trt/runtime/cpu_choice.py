@@ -153,7 +153,10 @@ def probe_crops(n: int) -> list[np.ndarray]:
 
 def time_backends(backends: dict, batches=PROBE_BATCHES, rounds: int = PROBE_ROUNDS) -> dict:
     """backend name -> batch -> median ms of one end-to-end call (preprocess + run), the backends
-    interleaved round by round after one warm-up call each."""
+    interleaved round by round after one warm-up call each. A graph with a static batch is
+    timed at that batch alone."""
+    limits = next(iter(backends.values())).limits  # one graph: the same for every backend
+    batches = [b for b in batches if limits.fits(b)] or [limits.static or limits.min]
     crops = probe_crops(max(batches))
     times = {name: {b: [] for b in batches} for name in backends}
 
@@ -194,7 +197,7 @@ def _describe(winner: str, ms: dict) -> str:
         return "measured alone"
     batches = ", ".join(f"{ms[winner][b]:.1f} vs {ms[other][b]:.1f} ms at batch {b}"
                         for b in ms[winner])
-    return f"fastest here: {batches} against {other}, end to end on {cpu_name()}, {cpu_count()} CPUs"
+    return f"measured here: {batches} against {other}, end to end on {cpu_name()}, {cpu_count()} CPUs"
 
 
 def choose_cpu_backend(path: Path):
@@ -226,9 +229,8 @@ def choose_cpu_backend(path: Path):
     backends = {"onnxruntime": _open("onnxruntime", path, model)}
     try:
         backends["openvino"] = _open("openvino", path, model)
-    except (ReidTrtError, RuntimeError) as e:  # a graph OpenVINO cannot compile still runs, on ONNX Runtime
-        choice = CpuChoice("onnxruntime", f"openvino cannot run it: {e}",
-                           measured=_now())
+    except (ReidTrtError, RuntimeError) as e:  # a graph OpenVINO cannot compile runs on ORT
+        choice = CpuChoice("onnxruntime", f"openvino cannot run it: {e}", measured=_now())
         _remember(key, choice)
         return backends["onnxruntime"], choice
     start = time.perf_counter()

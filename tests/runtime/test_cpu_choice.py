@@ -129,3 +129,14 @@ def test_cuda_device_or_named_backend_skip_the_choice(graphs, unpinned):
     with Embedder(graphs["osnet_x0_25", "fp32"], backend="onnxruntime") as e:
         assert e.cpu_choice is None
     assert not unpinned.exists()
+
+
+def test_a_static_batch_graph_is_measured_at_its_batch(real_weights, unpinned, tmp_path,
+                                                         market_crops):
+    from reid_trt.export.api import ExportConfig, export_onnx
+
+    graph = export_onnx(real_weights["msmt17"], tmp_path / "static4.onnx", ExportConfig(batch=4),
+                        ).path
+    with Embedder(graph) as e:
+        assert all(set(ms) == {"4"} for ms in e.cpu_choice.ms.values())
+        assert e.embed(market_crops[:6]).shape == (6, 512)
