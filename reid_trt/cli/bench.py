@@ -111,9 +111,9 @@ def bench(
                            lambda what, done, total: progress.update(task, description=what,
                                                                       completed=done, total=total),
                            served=triton or [], openvino=openvino or [])
-    print_tables(report, console, flag_namer(BENCH_FLAGS))
-    for path in write_outputs(report, json_path, markdown_path, plot_path,
-                              flag_namer(BENCH_FLAGS)):
+    flag_of = flag_namer(BENCH_FLAGS)
+    print_tables(report, console, flag_of)
+    for path in write_outputs(report, json_path, markdown_path, plot_path, flag_of):
         console.print(f"[green]wrote[/] {path}")
 
 

@@ -112,6 +112,10 @@ def _now() -> str:
     return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
 
 
+def record_path() -> Path:
+    return cache_dir() / "cpu_backend.json"
+
+
 def _read_record(path: Path) -> dict:
     try:
         record = json.loads(path.read_text())
@@ -123,7 +127,7 @@ def _read_record(path: Path) -> dict:
 
 
 def _remember(key: str, choice: CpuChoice) -> None:
-    path = cache_dir() / "cpu_backend.json"
+    path = record_path()
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         record = _read_record(path)
@@ -138,11 +142,11 @@ def _open(name: str, path: Path, model):
     if name == "openvino":
         from reid_trt.runtime.backends.openvino import OpenVINOBackend
 
-        return OpenVINOBackend(path, "cpu")
+        return OpenVINOBackend(path, "cpu", graph=model)
     from reid_trt.core.options import Device
     from reid_trt.runtime.backends.onnxruntime import OnnxRuntimeBackend
 
-    return OnnxRuntimeBackend(path, Device("cpu"), model=model)
+    return OnnxRuntimeBackend(path, Device("cpu"), graph=model)
 
 
 def probe_crops(n: int) -> list[np.ndarray]:
@@ -221,7 +225,7 @@ def choose_cpu_backend(path: Path):
         return _open(name, path, None), CpuChoice(name, f"{missing} is not installed")
     model = load_onnx(path, "model")
     key = f"{machine_key()} | {structure_key(model)}"
-    entry = _read_record(cache_dir() / "cpu_backend.json")["choices"].get(key)
+    entry = _read_record(record_path())["choices"].get(key)
     if entry and entry.get("backend") in have:
         choice = CpuChoice(entry["backend"], str(entry.get("reason", "")), entry.get("ms", {}),
                            str(entry.get("measured", "")), cached=True)

@@ -17,11 +17,11 @@ class OnnxRuntimeBackend:
     name = "onnxruntime"
     accepts_device_tensors = False
 
-    def __init__(self, path: Path, device: Device, device_chosen: bool = True, model=None):
+    def __init__(self, path: Path, device: Device, device_chosen: bool = True, graph=None):
         """`device_chosen`: the caller asked for `device` (a CUDA device without ONNX Runtime's
-        CUDA provider is then an error, not a silent fallback to the CPU). `model`: the graph at
+        CUDA provider is then an error, not a silent fallback to the CPU). `graph`: the .onnx at
         `path`, where the caller has loaded it already."""
-        model = load_onnx(path, "model") if model is None else model
+        model = load_onnx(path, "model") if graph is None else graph
         self.contract = contract_of(model, str(path))
         cuda = device.is_cuda and has_cuda_provider()
         if device.is_cuda and not cuda and device_chosen:

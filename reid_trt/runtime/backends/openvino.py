@@ -21,11 +21,13 @@ class OpenVINOBackend:
     name = "openvino"
     accepts_device_tensors = False
 
-    def __init__(self, path: Path, device: str | None = None, preprocess_in_model: bool = True):
+    def __init__(self, path: Path, device: str | None = None, preprocess_in_model: bool = True,
+                 graph=None):
         """`device`: cpu, gpu, gpu:N, npu or auto (default cpu). `preprocess_in_model`: a graph
         that takes normalised float NCHW RGB is compiled to take the resized uint8 BGR NHWC
         batch instead (see _with_preprocessing); `contract` then says so, and the model's own
-        contract is `model_contract`."""
+        contract is `model_contract`. `graph`: the .onnx at `path`, where the caller has loaded
+        it already (its contract is read from it)."""
         ov = openvino()
         target = ov_device(device)
         core = ov.Core()
@@ -35,7 +37,8 @@ class OpenVINOBackend:
             model = self._read(core, path)
             self.model_contract = read_contract(model, path)
         else:
-            self.model_contract = contract_of(load_onnx(path, "model"), str(path))
+            graph = load_onnx(path, "model") if graph is None else graph
+            self.model_contract = contract_of(graph, str(path))
             model = self._read(core, path)
         if len(model.inputs) != 1 or len(model.outputs) != 1:
             raise ReidTrtError(f"{path} has {len(model.inputs)} inputs and {len(model.outputs)} "
