@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -27,32 +26,11 @@ MOT = DATA / "reid" / "mot17-mini"
 BATCHES = (1, 32)
 
 
-def crops_of_mot(n: int) -> list:
-    from reid_trt.data.datasets import load_dataset, read_samples
-
-    crops = read_samples(load_dataset(MOT, "mot17").train)[0]
-    return [crops[i % len(crops)] for i in range(n)]
-
-
-def time_subjects(embedders: dict, crops: list, rounds: int, calls: dict[int, int]) -> dict:
-    """label -> batch -> p50 ms of embed(), the subjects interleaved round by round."""
-    samples = {label: {b: [] for b in BATCHES} for label in embedders}
-    for e in embedders.values():
-        for b in BATCHES:
-            e.embed(crops[:b])
-    order = list(embedders.items())
-    for r in range(rounds):
-        for label, e in order[r % len(order):] + order[:r % len(order)]:  # each leads in turn
-            for b in BATCHES:
-                for _ in range(calls[b]):
-                    start = time.perf_counter()
-                    e.embed(crops[:b])
-                    samples[label][b].append(time.perf_counter() - start)
-    return {label: {b: 1e3 * statistics.median(s) for b, s in per.items()}
-            for label, per in samples.items()}
-
-
-def measure_graph(graph: Path, crops: list, rounds: int) -> tuple[list[str], bool]:
+def measure_graph(graph: Path, crops: list, config) -> tuple[list[str], bool]:
+    """The default Embedder against each backend forced, timed by reid-bench's own interleaved
+    rounds (bench/timing.py); end-to-end p50 per batch size."""
+    from reid_trt.bench.subjects import Subject
+    from reid_trt.bench.timing import time_subjects
     from reid_trt.runtime.embedder import Embedder
 
     start = time.perf_counter()
@@ -61,26 +39,30 @@ def measure_graph(graph: Path, crops: list, rounds: int) -> tuple[list[str], boo
     start = time.perf_counter()
     Embedder(graph).close()  # remembered
     remembered = time.perf_counter() - start
-    subjects = {"Embedder(graph) default": default,
-                "backend=onnxruntime": Embedder(graph, backend="onnxruntime"),
-                "backend=openvino": Embedder(graph, backend="openvino")}
-    ms = time_subjects(subjects, crops, rounds, {1: 20, 32: 3})
-    fastest = {b: min(ms[label][b] for label in subjects if label.startswith("backend")) for b in BATCHES}
-    ratios = {b: ms["Embedder(graph) default"][b] / fastest[b] for b in BATCHES}
+    subjects = [Subject("Embedder(graph) default", "subject", graph, default),
+                Subject("backend=onnxruntime", "subject", graph,
+                        Embedder(graph, backend="onnxruntime")),
+                Subject("backend=openvino", "subject", graph, Embedder(graph, backend="openvino"))]
+    time_subjects(subjects, crops, config, lambda what, done: None)
+    ms = {s.label: {row["batch"]: row["end_to_end"]["p50_ms"] for row in s.result["latency"]}
+          for s in subjects}
+    fastest = {b: min(ms[s.label][b] for s in subjects[1:]) for b in BATCHES}
+    ratios = {b: ms[subjects[0].label][b] / fastest[b] for b in BATCHES}
     lines = [f"### {graph.name} ({default.contract.precision})", "",
              f"Default chose **{default.cpu_choice}**.", "",
              f"First load (measures both) {first_load:.2f} s; remembered load {remembered:.2f} s.",
              "", "| subject | batch 1 p50 ms | batch 32 p50 ms |", "| --- | --- | --- |"]
-    lines += [f"| {label} | {ms[label][1]:.2f} | {ms[label][32]:.2f} |" for label in subjects]
+    lines += [f"| {s.label} | {ms[s.label][1]:.2f} | {ms[s.label][32]:.2f} |" for s in subjects]
     lines += [f"| default / fastest | {ratios[1]:.3f} | {ratios[32]:.3f} |", ""]
-    for e in subjects.values():
-        e.close()
+    for s in subjects:
+        s.embedder.close()
     return lines, all(r <= 1.10 for r in ratios.values())
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--int8", type=Path, help="a calibrated Q/DQ graph (default: calibrate one)")
+    parser.add_argument("--runs", type=int, default=30, help="timed calls per subject and batch")
     parser.add_argument("--rounds", type=int, default=6)
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
     args = parser.parse_args()
@@ -89,11 +71,15 @@ def main() -> None:
     import onnxruntime
     import openvino
 
+    from reid_trt.bench.crops import bench_crops
+    from reid_trt.bench.subjects import BenchConfig
     from reid_trt.calibration.api import CalibrationConfig, calibrate_onnx, source_graph
     from reid_trt.core.machine import cpu_count, cpu_name
     from reid_trt.export.api import ExportConfig, export_onnx
 
-    crops = crops_of_mot(64)
+    config = BenchConfig(batches=BATCHES, runs=args.runs, rounds=args.rounds, crops_dir=MOT,
+                         num_crops=64)
+    crops, crops_note = bench_crops(config)
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         os.environ["REID_TRT_CACHE_DIR"] = str(folder / "cache")  # nothing remembered yet
@@ -106,11 +92,12 @@ def main() -> None:
         lines = [f"# Embedder's CPU backend choice: {cpu_name()}, {cpu_count()} logical CPUs", "",
                  f"Command: `.venv/bin/python benchmarks/cpu_backend_choice.py` "
                  f"(onnxruntime {onnxruntime.__version__}, openvino {openvino.__version__.split('-')[0]}; "
-                 f"real osnet_x0_25 MSMT17; 64 MOT17 ground-truth boxes; end to end, p50 over "
-                 f"{args.rounds} interleaved rounds of 20 calls at batch 1 and 3 at batch 32).", ""]
+                 f"real osnet_x0_25 MSMT17; {crops_note.split(' from ')[0]} from MOT17-mini; "
+                 f"end to end, p50 of {args.runs} calls per subject and batch in {args.rounds} "
+                 "interleaved rounds, timed as reid-bench times them).", ""]
         met = []
         for graph in (fp32, int8):
-            part, ok = measure_graph(graph, crops, args.rounds)
+            part, ok = measure_graph(graph, crops, config)
             lines += part
             met.append(ok)
     lines.append(f"Within 10% of the fastest at batch 1 and 32: {'yes' if all(met) else 'NO'}.")
