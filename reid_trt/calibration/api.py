@@ -49,6 +49,7 @@ from reid_trt.core.options import (
     Precision,
     bounded,
     coerce_choices,
+    described,
 )
 from reid_trt.core.preprocess import graph_input
 from reid_trt.data.datasets import (
@@ -81,16 +82,22 @@ class CalibrationConfig:
     calibration crop (data/shifts.py; 0 turns augmentation off). equalize: cross-layer
     equalisation before the clipping methods (mse, percentile; auto tries it)."""
 
-    dataset: str = "auto"
-    size: int | None = None
-    method: CalibrationMethod = CalibrationMethod.AUTO
+    dataset: str = described("auto", "auto|market1501|dukemtmc|msmt17|cuhk03|mot17|folder.")
+    size: int | None = described(None, "Calibration images, stratified over identities and "
+                                 "cameras [256, or all of a smaller set].")
+    method: CalibrationMethod = described(
+        CalibrationMethod.AUTO, "auto: the method that meets the budget with the fewest float "
+        "layers.")
     seed: int = 0
     eval_size: int = 96
-    augment: int = 1
-    equalize: bool = True
+    augment: int = described(1, "Randomly shifted copies added per calibration image "
+                             "(brightness, contrast, gamma, blur, ...; 0: none).")
+    equalize: bool = described(True, "Cross-layer equalisation before INT8 (with mse/percentile "
+                               "ranges).")
     bias_correction: bool = True
-    unquantized: Precision = Precision.FP16  # the engine's precision for the float parts (the
-    # graph written keeps them FP32; candidates are scored that way too)
+    unquantized: Precision = described(
+        Precision.FP16, "The engine's precision for the layers left unquantized; the .onnx "
+        "keeps them fp32 (and records this for reid-export trt).")
     budget: Budget = field(default_factory=Budget)
 
     def __post_init__(self):
@@ -344,24 +351,41 @@ def choose(source: onnx.ModelProto, batches: list[np.ndarray], score: Scorer,
     return Choice(str(method), graph, result, ranges, tried, equalization, seconds)
 
 
-def calibrate_onnx(source: onnx.ModelProto, source_sha256: str, calib_data: Path | str,
-                   output: Path | str, config: CalibrationConfig = CalibrationConfig(),
+def calibrate_onnx(source: onnx.ModelProto, source_sha256: str,
+                   calib_data: Path | str | CalibrationSets, output: Path | str,
+                   config: CalibrationConfig = CalibrationConfig(),
                    progress: Callable[[str], None] = lambda _: None,
                    inputs: tuple = ()) -> CalibrationResult:
     """Quantizes an FP32 graph exported by reid-export; writes the INT8 graph, a TensorRT
-    calibration cache and a JSON report beside it (all atomically). `inputs`: files the caller
-    read, which no output may overwrite."""
-    from reid_trt.calibration.cache import calibration_hash
-    from reid_trt.calibration.report import make_report
-
+    calibration cache and a JSON report beside it (all atomically). `calib_data`: a dataset
+    folder, or the sets `load_sets` read from one. `inputs`: files the caller read, which no
+    output may overwrite."""
     start = time.perf_counter()
     output = check_calibration_output(Path(output), list(inputs))
-    contract = contract_of(source, "the source graph")
+    check_source(source)
+    if not isinstance(calib_data, CalibrationSets):
+        progress("reading the dataset")
+        calib_data = load_sets(calib_data, config)
+    return quantize(source, source_sha256, calib_data, output, config, progress, start)
+
+
+def check_source(source: onnx.ModelProto, name: str = "the source graph") -> Contract:
+    contract = contract_of(source, name)
     if contract.precision != Precision.FP32:
         raise ReidTrtError(f"calibration takes an fp32 graph, this one is {contract.precision}: "
                            "export with 'reid-export onnx --precision fp32'")
-    progress("reading the dataset")
-    sets = load_sets(calib_data, config)
+    return contract
+
+
+def quantize(source: onnx.ModelProto, source_sha256: str, sets: CalibrationSets, output: Path,
+             config: CalibrationConfig, progress: Callable[[str], None],
+             start: float | None = None) -> CalibrationResult:
+    """calibrate_onnx's work, on a checked source and output and sets already read."""
+    from reid_trt.calibration.cache import calibration_hash
+    from reid_trt.calibration.report import make_report
+
+    start = time.perf_counter() if start is None else start
+    contract = contract_of(source, "the source graph")
     x_calib = graph_input(augmented(sets.calib_crops, config.augment, config.seed), contract)
     batches = [x_calib[i:i + BATCH] for i in range(0, len(x_calib), BATCH)]
     seconds = {"reading": time.perf_counter() - start}
@@ -405,25 +429,3 @@ def source_graph(onnx_path: Path | None, weights: Path | None, trust_checkpoint:
                                ExportConfig(trust_checkpoint=trust_checkpoint))
         model = onnx.load(str(exported.path))
         return model, sha256_file(exported.path), exported.contract
-
-
-def calibrate(calib_data: Path | None, output: Path | None, config: CalibrationConfig, *,
-              onnx_path: Path | None = None, weights: Path | None = None,
-              trust_checkpoint: bool = False,
-              progress: Callable[[str], None] = lambda _: None) -> CalibrationResult:
-    """`reid-export calibrate`: outputs and dataset checked first, then the source graph (read,
-    or exported from `weights`), then `calibrate_onnx`. output None: <source stem>.int8.onnx."""
-    if (onnx_path is None) == (weights is None):
-        raise ReidTrtError(f"pass exactly one of {opt('onnx')} (an fp32 graph) or {opt('weights')} "
-                           "(a checkpoint)")
-    if calib_data is None:
-        raise ConfigError("calib_data", None, "INT8 needs a re-ID dataset or a folder of crops")
-    source = Path(onnx_path or weights)
-    output = Path(output) if output else Path(source.stem + ".int8.onnx")
-    inputs = [onnx_path, weights, calib_data]
-    check_calibration_output(output, inputs)
-    load_dataset(calib_data, config.dataset)  # a wrong folder fails before a long export
-    progress("exporting" if weights else "reading the graph")
-    graph, sha, _ = source_graph(onnx_path, weights, trust_checkpoint)
-    return calibrate_onnx(graph, sha, calib_data, output, config, progress,
-                          inputs=tuple(p for p in inputs if p))

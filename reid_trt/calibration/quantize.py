@@ -23,6 +23,7 @@ from reid_trt.calibration.placement import (
 from reid_trt.calibration.ranges import amax_of
 from reid_trt.core.errors import MissingDependencyError
 from reid_trt.core.options import CalibrationMethod as Method
+from reid_trt.core.options import described
 
 METHODS = tuple(m.value for m in Method if m != Method.AUTO)
 # TensorRT fuses Q/DQ into the weighted layers; quantizing their inputs is what pays.
@@ -149,7 +150,7 @@ class Budget:
     min_mean_cosine: float = 0.996
     min_low_cosine: float = 0.985
     min_topk_agreement: float = 0.9
-    max_map_drop: float = 0.5  # mAP points, with labels
+    max_map_drop: float = described(0.5, "With a labelled dataset: mAP points INT8 may lose.")
 
     def tightened(self, low: float, mean: float) -> Budget:
         """The same budget with the low-tail and worst-domain mean levels raised."""

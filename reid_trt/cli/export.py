@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from reid_trt.calibration.api import CalibrationConfig
 from reid_trt.cli.common import (
     TrustCheckpoint,
     Variant,
@@ -19,18 +20,12 @@ from reid_trt.cli.common import (
     parse_size,
     read_verify_crops,
 )
+from reid_trt.cli.groups import Group, takes
 from reid_trt.core import defaults
 from reid_trt.core.errors import ReidTrtError
 from reid_trt.core.fileio import check_output
-from reid_trt.core.options import (
-    CalibrationMethod,
-    Consumer,
-    HardwareCompatibility,
-    InputFormat,
-    InstanceNormPath,
-    Precision,
-    TrtFlavour,
-)
+from reid_trt.core.options import Consumer, InputFormat, Precision
+from reid_trt.engine.build import BuildConfig
 
 if TYPE_CHECKING:
     from reid_trt.calibration.report import CalibrationResult
@@ -39,26 +34,15 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
                   rich_markup_mode=None,
                   help="Export torchreid OSNet checkpoints to verified ONNX graphs.")
 
-# Calibration options, shared by `calibrate` and `trt --int8`.
+# Option groups (groups.py): each config's fields, offered once and shared by the commands.
+BUILD = Group("config", BuildConfig, (
+    "precision", "min_batch", "opt_batch", "max_batch", "timing_cache", "workspace_mib",
+    "opt_level", "dla_core", "trt", "instancenorm", "compute_capabilities",
+    "hardware_compatibility", "unquantized"))
+CALIBRATION = Group("calibration", CalibrationConfig, (
+    "dataset", "size", "method", "augment", "equalize", "budget.max_map_drop", "unquantized"))
 CalibData = Annotated[Path | None, typer.Option(help="Dataset root or folder of crops to calibrate "
                                                  "INT8 on.")]
-CalibDataset = Annotated[str, typer.Option(
-    help="auto|market1501|dukemtmc|msmt17|cuhk03|mot17|folder.")]
-CalibSize = Annotated[int | None, typer.Option(help="Calibration images, stratified over "
-                                               "identities and cameras [256, or all of a smaller "
-                                               "set].", show_default=False)]
-CalibMethodOpt = Annotated[CalibrationMethod, typer.Option(
-    "--calib-method", help="auto: the method that meets the budget with the fewest float layers.")]
-MaxMapDrop = Annotated[float, typer.Option(help="With a labelled dataset: mAP points INT8 may "
-                                           "lose.")]
-Unquantized = Annotated[Precision | None, typer.Option(
-    help="INT8: the engine's precision for the layers left unquantized [fp16; for a graph, what "
-    "calibrate recorded]. The .onnx keeps them fp32.")]
-CalibAugment = Annotated[int, typer.Option(help="Randomly shifted copies added per calibration "
-                                           "image (brightness, contrast, gamma, blur, ...; 0: "
-                                           "none).")]
-Equalize = Annotated[bool, typer.Option("--equalize/--no-equalize", help="Cross-layer "
-                                        "equalisation before INT8 (with mse/percentile ranges).")]
 
 
 def _print_export(result) -> None:
@@ -139,16 +123,6 @@ def verify_cmd(
     console.print("[green]ok[/]")
 
 
-def _calibration_config(calib_dataset, calib_size, calib_method, max_map_drop, unquantized,
-                        augment, equalize):
-    from reid_trt.calibration.api import CalibrationConfig
-    from reid_trt.calibration.quantize import Budget
-
-    return CalibrationConfig(dataset=calib_dataset, size=calib_size, method=calib_method,
-                             budget=Budget(max_map_drop=max_map_drop), augment=augment,
-                             equalize=equalize, unquantized=unquantized or Precision.FP16)
-
-
 def _print_calibration(result: CalibrationResult) -> None:
     r = result.report
     a, cal, pr, w = r.int8_vs_fp32, r.calibration_set, r.protocol, r.int8_work
@@ -175,6 +149,7 @@ def _print_calibration(result: CalibrationResult) -> None:
 
 @app.command("trt")
 @fails_cleanly
+@takes(BUILD, CALIBRATION)
 def trt_cmd(
     onnx_path: Annotated[Path | None, typer.Option("--onnx", help="Graph from reid-export "
                                                    "onnx/calibrate; its precision is kept.")] = None,
@@ -182,54 +157,23 @@ def trt_cmd(
                                                  "checkpoint: exported (and verified) first.")] = None,
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Engine path "
                                                 "(default: <source stem>[.precision].plan).")] = None,
-    precision: Annotated[Precision | None, typer.Option(
-        help="With --onnx: the graph's (default); fp16 on an fp32 graph converts it first "
-        "(InstanceNorm and L2 kept fp32) and verifies it against the fp32 graph.")] = None,
-    min_batch: Annotated[int | None, typer.Option(help="Profile minimum batch [1].")] = None,
-    opt_batch: Annotated[int | None, typer.Option(help="Profile optimum batch [16].")] = None,
-    max_batch: Annotated[int | None, typer.Option(help="Profile maximum batch [64].")] = None,
-    timing_cache: Annotated[Path | None, typer.Option(help="Loaded if present, saved after.")] = None,
-    workspace: Annotated[int | None, typer.Option(help="Workspace limit in MiB.")] = None,
-    opt_level: Annotated[int | None, typer.Option(help="Builder optimisation level 0-5.")] = None,
-    dla_core: Annotated[int | None, typer.Option(help="Jetson DLA core (GPU fallback on).")] = None,
-    trt: Annotated[TrtFlavour, typer.Option("--trt", help="auto: full TensorRT first, else "
-                                            "TensorRT-RTX.")] = TrtFlavour.AUTO,
-    instancenorm: Annotated[InstanceNormPath, typer.Option(help="InstanceNorm layer.")] =
-        InstanceNormPath.NATIVE,
-    compute_capability: Annotated[list[str] | None, typer.Option(
-        help="TensorRT-RTX target, repeatable (e.g. sm75 for Turing).")] = None,
-    hardware_compatibility: Annotated[HardwareCompatibility | None, typer.Option(
-        help="Full TensorRT: ampere_plus for one engine across Ampere and later.")] = None,
     int8: Annotated[bool, typer.Option("--int8", help="Calibrate first (needs --calib-data), "
                                        "then build the INT8 graph.")] = False,
     calib_data: CalibData = None,
-    calib_dataset: CalibDataset = "auto",
-    calib_size: CalibSize = None,
-    calib_method: CalibMethodOpt = CalibrationMethod.AUTO,
-    calib_augment: CalibAugment = 1,
-    equalize: Equalize = True,
-    max_map_drop: MaxMapDrop = 0.5,
-    unquantized: Unquantized = None,
     verify_data: VerifyData = None,
     trust_checkpoint: TrustCheckpoint = False,
+    *,
+    config: BuildConfig,  # the options of BUILD and CALIBRATION, built by @takes
+    calibration: CalibrationConfig,
 ):
     """Build a strongly typed TensorRT engine and its manifest (model.plan + model.plan.json)."""
-    from reid_trt.engine.api import build_engine
-    from reid_trt.engine.build import BuildConfig
+    from reid_trt.engine.pipeline import build_engine
 
-    config = BuildConfig(precision=precision, min_batch=min_batch, opt_batch=opt_batch,
-                         max_batch=max_batch, workspace_mib=workspace, opt_level=opt_level,
-                         timing_cache=timing_cache, dla_core=dla_core, trt=trt,
-                         instancenorm=instancenorm,
-                         compute_capabilities=tuple(compute_capability or ()),
-                         hardware_compatibility=hardware_compatibility, unquantized=unquantized)
-    calibration = _calibration_config(calib_dataset, calib_size, calib_method, max_map_drop,
-                                      unquantized, calib_augment, equalize) if int8 else None
     if not int8 and calib_data is not None:
         fail("--calib-data is for INT8: add --int8, or drop --calib-data", 2)
     with console.status("building engine") as status:
         result = build_engine(output, config, onnx_path=onnx_path, weights=weights,
-                              calibration=calibration, calib_data=calib_data,
+                              calibration=calibration if int8 else None, calib_data=calib_data,
                               verify_crops=read_verify_crops(verify_data),
                               trust_checkpoint=trust_checkpoint, progress=status.update)
     if result.exported is not None:
@@ -248,6 +192,7 @@ def trt_cmd(
 
 @app.command("calibrate")
 @fails_cleanly
+@takes(CALIBRATION)
 def calibrate_cmd(
     calib_data: CalibData = None,
     onnx_path: Annotated[Path | None, typer.Option("--onnx", help="An fp32 graph from "
@@ -256,23 +201,16 @@ def calibrate_cmd(
                                                  "(exported and verified first).")] = None,
     output: Annotated[Path | None, typer.Option("--output", "-o", help="INT8 graph "
                                                 "(default: <stem>.int8.onnx).")] = None,
-    calib_dataset: CalibDataset = "auto",
-    calib_size: CalibSize = None,
-    calib_method: CalibMethodOpt = CalibrationMethod.AUTO,
-    calib_augment: CalibAugment = 1,
-    equalize: Equalize = True,
-    max_map_drop: MaxMapDrop = 0.5,
-    unquantized: Unquantized = None,
     trust_checkpoint: TrustCheckpoint = False,
+    *,
+    calibration: CalibrationConfig,  # built by @takes
 ):
     """Quantize to an INT8 Q/DQ graph calibrated on re-ID data; unquantized parts chosen by
     accuracy. Writes the graph, a TensorRT calibration cache and a JSON report."""
-    from reid_trt.calibration.api import calibrate
+    from reid_trt.engine.pipeline import calibrate
 
-    config = _calibration_config(calib_dataset, calib_size, calib_method, max_map_drop,
-                                 unquantized, calib_augment, equalize)
     with console.status("calibrating") as status:
-        result = calibrate(calib_data, output, config, onnx_path=onnx_path, weights=weights,
+        result = calibrate(calib_data, output, calibration, onnx_path=onnx_path, weights=weights,
                            trust_checkpoint=trust_checkpoint, progress=status.update)
     _print_calibration(result)
 

@@ -6,6 +6,7 @@ written. Errors name the config field (`ConfigError.field`); the CLI maps fields
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass
 from enum import Enum
@@ -98,6 +99,12 @@ class ConfigError(ReidTrtError):
 
 
 E = TypeVar("E", bound=Choice)
+
+
+def described(default=dataclasses.MISSING, doc: str = "", *, factory=dataclasses.MISSING):
+    """A config field with the help text the command line shows for it (cli/groups.py builds
+    the option from the field: its type, default and this text; `opt()` names other options)."""
+    return dataclasses.field(default=default, default_factory=factory, metadata={"help": doc})
 
 
 def choice(kind: type[E], value, field: str) -> E:

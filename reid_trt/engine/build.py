@@ -27,6 +27,7 @@ from reid_trt.core.options import (
     batch_size,
     bounded,
     coerce_choices,
+    described,
 )
 from reid_trt.core.trt_compat import RTX_DEFAULT_TARGETS, Trt, collecting_logger, load_trt
 from reid_trt.engine.layers import engine_layer_report
@@ -40,21 +41,27 @@ class BuildConfig:
     """Options of `reid-export trt`, checked on construction; None means the default (or, for
     precision, the graph's own)."""
 
-    precision: Precision | None = None
-    min_batch: int | None = None
-    opt_batch: int | None = None
-    max_batch: int | None = None
-    workspace_mib: int | None = None
-    opt_level: int | None = None
-    timing_cache: Path | None = None
-    dla_core: int | None = None
-    trt: TrtFlavour = TrtFlavour.AUTO
-    instancenorm: InstanceNormPath = InstanceNormPath.NATIVE
-    compute_capabilities: tuple[str, ...] = ()  # TensorRT-RTX targets, e.g. ("sm75",)
-    hardware_compatibility: HardwareCompatibility | None = None  # full TensorRT
+    precision: Precision | None = described(
+        None, f"With {opt('onnx')}: the graph's (default); fp16 on an fp32 graph converts it "
+        "first (InstanceNorm and L2 kept fp32) and verifies it against the fp32 graph.")
+    min_batch: int | None = described(None, "Profile minimum batch [1].")
+    opt_batch: int | None = described(None, "Profile optimum batch [16].")
+    max_batch: int | None = described(None, "Profile maximum batch [64].")
+    timing_cache: Path | None = described(None, "Loaded if present, saved after.")
+    workspace_mib: int | None = described(None, "Workspace limit in MiB.")
+    opt_level: int | None = described(None, "Builder optimisation level 0-5.")
+    dla_core: int | None = described(None, "Jetson DLA core (GPU fallback on).")
+    trt: TrtFlavour = described(TrtFlavour.AUTO, "auto: full TensorRT first, else TensorRT-RTX.")
+    instancenorm: InstanceNormPath = described(InstanceNormPath.NATIVE, "InstanceNorm layer.")
+    compute_capabilities: tuple[str, ...] = described(
+        (), "TensorRT-RTX target, repeatable (e.g. sm75 for Turing).")
+    hardware_compatibility: HardwareCompatibility | None = described(
+        None, "Full TensorRT: ampere_plus for one engine across Ampere and later.")
     # INT8 graphs: precision of their unquantized layers in the engine (None: what calibration
     # recorded in the graph, else fp16). The graph on disk keeps them FP32 (right everywhere).
-    unquantized: Precision | None = None
+    unquantized: Precision | None = described(
+        None, "INT8: the engine's precision for the layers left unquantized [fp16; for a graph, "
+        "what calibrate recorded]. The .onnx keeps them fp32.")
 
     def __post_init__(self):
         set_ = object.__setattr__

@@ -90,8 +90,8 @@ def test_every_option_the_library_names_is_a_flag_of_some_command():
 
 
 def test_python_callers_read_fields_and_the_command_line_reads_flags(tmp_path):
-    from reid_trt.engine.api import build_engine
     from reid_trt.engine.build import BuildConfig
+    from reid_trt.engine.pipeline import build_engine
 
     with pytest.raises(ReidTrtError) as caught:
         build_engine(tmp_path / "x.plan", BuildConfig())

@@ -145,7 +145,8 @@ def _inf_export(ws):
 def _tiny_calibration(ws):
     import cv2
 
-    from reid_trt.calibration.api import CalibrationConfig, calibrate
+    from reid_trt.calibration.api import CalibrationConfig
+    from reid_trt.engine.pipeline import calibrate
 
     (ws / "tiny").mkdir()
     for i in range(3):
