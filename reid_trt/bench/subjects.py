@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from reid_trt.core.errors import ReidTrtError, opt
-from reid_trt.core.options import ConfigError, batch_size, bounded, parse_device
+from reid_trt.core.options import ConfigError, batch_size, bounded, described, parse_device
 from reid_trt.runtime.embedder import Embedder
 
 MAX_CROPS = 10_000  # parity crops are held in memory, decoded
@@ -20,21 +20,24 @@ class BenchConfig:
     """Settings of one reid-bench run, checked on construction."""
 
     batches: tuple[int, ...] = (1, 8, 32, 64)
-    warmup: int = 3  # untimed calls per subject and batch size (allocation, autotuning)
-    runs: int = 30  # timed calls per subject, batch size and mode
-    rounds: int = 3  # the runs are split into this many interleaved rounds
-    device: str | None = None
+    # untimed calls per subject and batch size (allocation, autotuning)
+    warmup: int = described(3, "Untimed calls first.")
+    runs: int = described(30, "Timed calls per subject, batch size and mode.")
+    rounds: int = described(3, "Interleaved rounds the runs are split into.")
+    device: str | None = described(None, "cpu, cuda or cuda:N [cuda:0 when present].")
     crops_dir: Path | None = None  # real crops for parity and timing (default: generated ones)
-    num_crops: int = 64
-    topk: int = 5
+    num_crops: int = described(64, "How many crops (parity, and cycled for timing).")
+    topk: int = described(5, "k of the top-k neighbour agreement.")
     dataset: tuple[str, Path] | None = None  # (kind, root) of a labelled re-ID dataset
-    max_queries: int | None = None
+    max_queries: int | None = described(
+        None, "Score this many queries (stratified) against the whole gallery [all].")
     variant: str = "auto"
     trust_checkpoint: bool = False
-    companion_onnx: bool = True  # an engine's source .onnx, found beside it, runs too
+    companion_onnx: bool = described(
+        True, "Also run an engine's source .onnx when it lies beside the engine.")
     clients: int = 0  # concurrent clients per subject (0: no concurrent load)
-    client_requests: int = 20  # calls per client
-    client_batch: int = 4  # crops per call (the boxes of a frame)
+    client_requests: int = described(20, "Calls per concurrent client.")
+    client_batch: int = described(4, "Crops per concurrent call (the boxes of a frame).")
 
     def __post_init__(self):
         if not self.batches:

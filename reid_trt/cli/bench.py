@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from reid_trt.bench.subjects import BenchConfig
 from reid_trt.cli.common import TrustCheckpoint, Variant, console, fails_cleanly, flag_namer
+from reid_trt.cli.groups import Group, takes
 from reid_trt.core.errors import ReidTrtError
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, rich_markup_mode=None)
@@ -24,8 +27,15 @@ def parse_batches(text: str) -> tuple[int, ...]:
 BENCH_FLAGS = {"dataset": "--dataset"}  # calibration's dataset option is --calib-dataset
 
 
+# The options of BenchConfig that map one to one (groups.py); the rest are parsed here.
+BENCH = Group("config", BenchConfig, ("runs", "warmup", "rounds", "device", "num_crops", "topk",
+                                      "max_queries", "client_requests", "client_batch",
+                                      "companion_onnx"))
+
+
 @app.command()
 @fails_cleanly(flags=BENCH_FLAGS)
+@takes(BENCH, flag_of=flag_namer(BENCH_FLAGS))
 def bench(
     engine: Annotated[list[Path] | None, typer.Option(
         help="TensorRT engine (.plan with its manifest); repeatable.")] = None,
@@ -42,33 +52,22 @@ def bench(
     clients: Annotated[int | None, typer.Option(
         help="Concurrent clients per subject, each calling back to back [16 with --triton, "
         "else none].", show_default=False)] = None,
-    client_requests: Annotated[int, typer.Option(help="Calls per concurrent client.")] = 20,
-    client_batch: Annotated[int, typer.Option(help="Crops per concurrent call.")] = 4,
     batch: Annotated[str, typer.Option(help="Batch sizes, comma-separated.")] = "1,8,32,64",
-    runs: Annotated[int, typer.Option(help="Timed calls per subject, batch size and mode.")] = 30,
-    warmup: Annotated[int, typer.Option(help="Untimed calls first.")] = 3,
-    rounds: Annotated[int, typer.Option(help="Interleaved rounds the runs are split into.")] = 3,
-    device: Annotated[str | None, typer.Option(help="cpu, cuda or cuda:N [cuda:0 when present].")] = None,
     crops: Annotated[Path | None, typer.Option(
         help="Real crops for parity and timing: a folder of crops or a MOT17 tree (its "
         "ground-truth boxes) [generated person-like crops].")] = None,
-    num_crops: Annotated[int, typer.Option(help="How many crops (parity, and cycled for timing).")] = 64,
-    topk: Annotated[int, typer.Option(help="k of the top-k neighbour agreement.")] = 5,
     dataset: Annotated[tuple[str, Path] | None, typer.Option(
         metavar="KIND PATH", help="Labelled re-ID set for mAP/Rank-1: market1501|dukemtmc|msmt17|"
         "cuhk03|auto and its root.")] = None,
-    max_queries: Annotated[int | None, typer.Option(
-        help="Score this many queries (stratified) against the whole gallery [all].")] = None,
     json_path: Annotated[Path | None, typer.Option("--json", help="Write the report as JSON.")] = None,
     markdown_path: Annotated[Path | None, typer.Option("--markdown", help="Write Markdown tables.")]
         = None,
     plot_path: Annotated[Path | None, typer.Option("--plot", help="Write a PNG of latency and "
                                                    "throughput against batch size.")] = None,
-    companion_onnx: Annotated[bool, typer.Option(
-        "--companion-onnx/--no-companion-onnx",
-        help="Also run an engine's source .onnx when it lies beside the engine.")] = True,
     variant: Variant = "auto",
     trust_checkpoint: TrustCheckpoint = False,
+    *,
+    config: BenchConfig,  # the options of BENCH, built by @takes
 ):
     """Benchmark engines, ONNX graphs, checkpoints and models served by Triton side by side:
     latency, throughput (also under concurrent clients), parity with PyTorch and, given a
@@ -79,7 +78,7 @@ def bench(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from reid_trt.bench.report import print_tables, pyplot, write_outputs
-    from reid_trt.bench.run import BenchConfig, run_bench
+    from reid_trt.bench.run import run_bench
     from reid_trt.core.fileio import check_output
 
     inputs = [*(engine or []), *(onnx or []), *(openvino or []), weights, crops]
@@ -96,13 +95,10 @@ def bench(
         pyplot()  # fail now, not after the run, if matplotlib is missing
     if dataset is not None and not Path(dataset[1]).is_dir():
         raise ReidTrtError(f"--dataset {dataset[0]} {dataset[1]}: no such directory")
-    config = BenchConfig(batches=parse_batches(batch), warmup=warmup, runs=runs, rounds=rounds,
-                         device=device, crops_dir=crops, num_crops=num_crops, topk=topk,
-                         dataset=(dataset[0], Path(dataset[1])) if dataset else None,
-                         max_queries=max_queries, variant=variant,
-                         trust_checkpoint=trust_checkpoint, companion_onnx=companion_onnx,
-                         clients=(16 if triton else 0) if clients is None else clients,
-                         client_requests=client_requests, client_batch=client_batch)
+    config = replace(config, batches=parse_batches(batch), crops_dir=crops,
+                     dataset=(dataset[0], Path(dataset[1])) if dataset else None,
+                     variant=variant, trust_checkpoint=trust_checkpoint,
+                     clients=(16 if triton else 0) if clients is None else clients)
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                TimeElapsedColumn())
     with Progress(*columns, console=console, transient=True) as progress:

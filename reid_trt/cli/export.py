@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -21,11 +22,11 @@ from reid_trt.cli.common import (
     read_verify_crops,
 )
 from reid_trt.cli.groups import Group, takes
-from reid_trt.core import defaults
 from reid_trt.core.errors import ReidTrtError
 from reid_trt.core.fileio import check_output
-from reid_trt.core.options import Consumer, InputFormat, Precision
+from reid_trt.core.options import InputFormat
 from reid_trt.engine.build import BuildConfig
+from reid_trt.export.api import ExportConfig
 
 if TYPE_CHECKING:
     from reid_trt.calibration.report import CalibrationResult
@@ -35,6 +36,8 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
                   help="Export torchreid OSNet checkpoints to verified ONNX graphs.")
 
 # Option groups (groups.py): each config's fields, offered once and shared by the commands.
+EXPORT = Group("config", ExportConfig, (
+    "batch", "precision", "io_dtype", "input_format", "consumer", "normalize", "opset"))
 BUILD = Group("config", BuildConfig, (
     "precision", "min_batch", "opt_batch", "max_batch", "timing_cache", "workspace_mib",
     "opt_level", "dla_core", "trt", "instancenorm", "compute_capabilities",
@@ -55,48 +58,30 @@ def _print_export(result) -> None:
 
 @app.command("onnx")
 @fails_cleanly
+@takes(EXPORT)
 def onnx_cmd(
     weights: Weights,
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Output .onnx path "
                                                 "(default: <weights stem>[.fp16].onnx).")] = None,
     variant: Variant = "auto",
-    opset: Annotated[int, typer.Option(help="ONNX opset.")] = defaults.ONNX_OPSET,
     dynamic_batch: Annotated[bool | None, typer.Option(
         "--dynamic-batch/--static-batch", help="Batch axis [dynamic]; --static-batch means 1.",
         show_default=False)] = None,
-    batch: Annotated[int | None, typer.Option(help="A static batch of N.")] = None,
-    precision: Annotated[Precision, typer.Option(help="fp32 or fp16 (InstanceNorm stays fp32).")]
-        = Precision.FP32,
-    io_dtype: Annotated[Precision, typer.Option(help="Float I/O dtype of an fp16 graph.")]
-        = Precision.FP32,
-    input_format: Annotated[InputFormat | None, typer.Option(
-        "--input", help="float: N,3,H,W normalised RGB [default]; uint8-bgr: N,H,W,3 raw OpenCV "
-        "crops; float-rgb255 / float-rgb01: N,3,H,W RGB pixel values; all but float normalise "
-        "inside the graph.", show_default=False)] = None,
-    consumer: Annotated[Consumer | None, typer.Option(
-        "--for", help="A tracker's input rules: boxmot (tensor names, architecture in the file "
-        "name), ultralytics (RGB/255 input), deepstream (RGB 0-255 input, for reid-export "
-        "deepstream).", show_default=False)] = None,
-    normalize: Annotated[bool, typer.Option("--normalize/--no-normalize",
-                                            help="L2-normalise embeddings in the graph.")] = False,
     input_size: Annotated[str, typer.Option(help="HEIGHTxWIDTH of the model input.")] = "256x128",
     verify_data: VerifyData = None,
     trust_checkpoint: TrustCheckpoint = False,
+    *,
+    config: ExportConfig,  # the options of EXPORT, built by @takes
 ):
     """Export a checkpoint to ONNX, verified against PyTorch before it is written."""
-    from reid_trt.export.api import ExportConfig, check_export_output, export_onnx
-    from reid_trt.export.consumers import consumer_input_format
+    from reid_trt.export.api import check_export_output, export_onnx
 
     height, width = parse_size(input_size)
-    if batch is not None and dynamic_batch:
-        raise ReidTrtError(f"--batch {batch} makes the batch static; drop --dynamic-batch")
-    if batch is None and dynamic_batch is False:
-        batch = 1
-    config = ExportConfig(variant=variant, precision=precision, io_dtype=io_dtype,
-                          input_format=consumer_input_format(consumer, input_format),
-                          normalize=normalize,
-                          batch=batch, opset=opset, height=height, width=width,
-                          trust_checkpoint=trust_checkpoint, consumer=consumer)
+    if config.batch is not None and dynamic_batch:
+        raise ReidTrtError(f"--batch {config.batch} makes the batch static; drop --dynamic-batch")
+    config = replace(config, variant=variant, height=height, width=width,
+                     trust_checkpoint=trust_checkpoint,
+                     batch=1 if config.batch is None and dynamic_batch is False else config.batch)
     check_export_output(weights, output, config)  # before the crops are read
     _print_export(export_onnx(weights, output, config, read_verify_crops(verify_data)))
 

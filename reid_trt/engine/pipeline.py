@@ -166,11 +166,16 @@ class Pipeline:
 
     def _calibration_sets(self) -> CalibrationSets:
         """The calibration and judged crops, read (and a degenerate set refused) before any
-        export; a graph that is not fp32 is refused before the data is read."""
+        export. The source is checked first, as cheaply as it can be: a graph that is not fp32,
+        or a file that is no OSNet checkpoint, is refused before the data is read."""
         from reid_trt.calibration.api import check_source, load_sets
 
         if self.onnx_path is not None:
             check_source(load_onnx(self.onnx_path), str(self.onnx_path))
+        else:
+            from reid_trt.models.checkpoint import load_model
+
+            load_model(self.weights, "auto", trust=self.trust_checkpoint)  # a second is cheap
         self.progress("reading the dataset")
         return load_sets(self.calib_data, self.calibration)
 

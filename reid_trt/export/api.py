@@ -21,6 +21,7 @@ from reid_trt.core.options import (
     batch_size,
     bounded,
     coerce_choices,
+    described,
     input_side,
 )
 from reid_trt.export.consumers import check_boxmot_name, check_consumer, tensor_names
@@ -31,22 +32,27 @@ class ExportConfig:
     """Options of `reid-export onnx`, checked on construction. batch None: dynamic batch axis."""
 
     variant: str = "auto"
-    precision: Precision = Precision.FP32
-    io_dtype: Precision = Precision.FP32
-    input_format: InputFormat = InputFormat.FLOAT
-    normalize: bool = False
-    batch: int | None = None
-    opset: int = defaults.ONNX_OPSET
+    precision: Precision = described(Precision.FP32, "fp32 or fp16 (InstanceNorm stays fp32).")
+    io_dtype: Precision = described(Precision.FP32, "Float I/O dtype of an fp16 graph.")
+    # None: float, or what `consumer` feeds.
+    input_format: InputFormat | None = described(
+        None, "float: N,3,H,W normalised RGB [default]; uint8-bgr: N,H,W,3 raw OpenCV crops; "
+        "float-rgb255 / float-rgb01: N,3,H,W RGB pixel values; all but float normalise inside "
+        "the graph.")
+    normalize: bool = described(False, "L2-normalise embeddings in the graph.")
+    batch: int | None = described(None, "A static batch of N.")
+    opset: int = described(defaults.ONNX_OPSET, "ONNX opset.")
     height: int = defaults.INPUT_HEIGHT
     width: int = defaults.INPUT_WIDTH
     trust_checkpoint: bool = False
-    consumer: Consumer | None = None  # a tracker's input rules (consumers.py); None: ours
+    consumer: Consumer | None = described(  # a tracker's input rules (consumers.py); None: ours
+        None, "A tracker's input rules: boxmot (tensor names, architecture in the file name), "
+        "ultralytics (RGB/255 input), deepstream (RGB 0-255 input, for reid-export deepstream).")
 
     def __post_init__(self):
-        coerce_choices(self, precision=Precision, io_dtype=Precision, input_format=InputFormat)
-        if self.consumer is not None:
-            coerce_choices(self, consumer=Consumer)
-            object.__setattr__(self, "input_format", check_consumer(self))
+        coerce_choices(self, ("input_format", "consumer"), precision=Precision,
+                       io_dtype=Precision, input_format=InputFormat, consumer=Consumer)
+        object.__setattr__(self, "input_format", check_consumer(self))
         if self.precision == Precision.INT8:
             raise ConfigError("precision", "int8", "export writes fp32 or fp16 graphs; INT8 "
                               "graphs come from 'reid-export calibrate'")

@@ -26,10 +26,9 @@ BOXMOT_NAMES = {"input_name": "images", "output_name": "output"}
 
 
 def check_consumer(config) -> InputFormat:
-    """The input format an ExportConfig's consumer feeds (the config's own when it says the
-    same, or says nothing: float is the default), and its other options against the consumer."""
-    given = None if config.input_format == InputFormat.FLOAT else config.input_format
-    wanted = consumer_input_format(config.consumer, given)
+    """The input format of an ExportConfig: its own, else what its consumer feeds, else float;
+    and its other options against the consumer."""
+    wanted = consumer_input_format(config.consumer, config.input_format)
     if config.consumer == Consumer.ULTRALYTICS and config.io_dtype != "fp32":
         raise ConfigError("io_dtype", config.io_dtype, "Ultralytics feeds float32; keep fp32 I/O "
                           "(an fp16 graph still computes in fp16)")
