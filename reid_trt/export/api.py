@@ -100,7 +100,7 @@ def export_onnx(weights: Path | str, output: Path | str | None = None,
     The graph is written only after it passed verification, and atomically: a failure at any
     step leaves nothing at `output`.
     """
-    from reid_trt.export.onnx_export import onnx_from_model
+    from reid_trt.export.onnx_export import onnx_from_model, trace_key
     from reid_trt.export.verify import require_parity, verify_against_torch
     from reid_trt.models.checkpoint import load_model
 
@@ -115,7 +115,8 @@ def export_onnx(weights: Path | str, output: Path | str | None = None,
     )
     if config.consumer == Consumer.BOXMOT:
         check_boxmot_name(output, loaded.variant)
-    model = onnx_from_model(loaded.model, contract, batch=config.batch, opset=config.opset)
+    model = onnx_from_model(loaded.model, contract, batch=config.batch, opset=config.opset,
+                            trace=trace_key(contract, config.batch, config.opset))
     parity = verify_against_torch(model, loaded.model, contract, verify_crops)
     require_parity(parity, f"the exported {config.precision} graph of {weights}")
     with atomic_path(output) as tmp:

@@ -164,3 +164,27 @@ def test_synthetic_crops_are_reproducible_and_varied():
     assert all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
     assert a[0].shape == (256, 128, 3) and a[0].dtype == np.uint8
     assert not np.array_equal(a[0], a[1]) and a[0].std() > 20
+
+
+def test_a_checkpoint_is_traced_once_per_process(generated_checkpoint, tmp_path, monkeypatch):
+    """fp32 then fp16 of the same checkpoint reuse the torch trace; another input size, or the
+    same weights changed, trace again; every graph is still verified against PyTorch."""
+    from reid_trt.export import onnx_export
+
+    traced = []
+    real = onnx_export._torch_export
+    monkeypatch.setattr(onnx_export, "_torch_export",
+                        lambda *a: traced.append(a[1].height) or real(*a))
+    monkeypatch.setattr(onnx_export, "_TRACES", type(onnx_export._TRACES)())
+    weights = generated_checkpoint("osnet_x0_25")
+    small = {"height": SMALL[0], "width": SMALL[1]}
+    a = export_onnx(weights, tmp_path / "a.onnx", ExportConfig(**small))
+    b = export_onnx(weights, tmp_path / "b.onnx", ExportConfig(precision="fp16", **small))
+    export_onnx(weights, tmp_path / "c.onnx", ExportConfig())
+    assert traced == [SMALL[0], 256]
+    assert b.parity.min_cosine >= 0.999 and a.parity.min_cosine >= 0.99999
+    checkpoint = torch.load(weights, weights_only=True)
+    checkpoint["state_dict"]["fc.0.weight"] *= 2
+    torch.save(checkpoint, tmp_path / "other.pth")
+    other = export_onnx(tmp_path / "other.pth", tmp_path / "d.onnx", ExportConfig(**small))
+    assert traced == [SMALL[0], 256, SMALL[0]] and other.parity.min_cosine >= 0.99999
