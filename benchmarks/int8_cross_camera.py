@@ -80,7 +80,8 @@ def main() -> None:
                                QUANTIZED_OPS, headroom=1.0)
         naive = session(quantize(source, ranges))
         fp32 = session(source)
-        results[name] = {"report": {k: getattr(result.report, k) for k in (
+        report = result.report.to_dict()
+        results[name] = {"report": {k: report[k] for k in (
             "method", "seconds", "int8_work", "unquantized_parts", "budget_held", "protocol")},
             "sets": {label: {"reid_trt": agreement(fp32, ours, crops, contract),
                              "naive": agreement(fp32, naive, crops, contract), "crops": len(crops)}

@@ -123,7 +123,7 @@ def main() -> None:
             notes += [line for line in done.stderr.splitlines() if "skipped" in line]
             graphs.update(json.loads(done.stdout.strip().splitlines()[-1]))
             for label, g in graphs.items():
-                share = int8_work(source, onnx.load(g["path"]))["int8_mac_share"]
+                share = int8_work(source, onnx.load(g["path"])).int8_mac_share
                 f = figures(fp32, g["path"], sets, contract)
                 rows.append((weights, label, share, g["seconds"], f))
     lines = [f"INT8 against FP32 (cosine per crop), osnet_x0_25, calibrated on the 201 MOT17-04 "

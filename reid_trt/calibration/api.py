@@ -33,6 +33,7 @@ from reid_trt.calibration.quantize import QUANTIZED_OPS, Agreement, Budget, sort
 from reid_trt.calibration.ranges import tensor_ranges
 from reid_trt.calibration.report import (
     CalibrationResult,
+    Equalization,
     report_path_for,
     write_calibration,
 )
@@ -292,10 +293,8 @@ def _equalized(source: onnx.ModelProto, batches: list[np.ndarray], score: Scorer
     session = ort_session(graph, source="the equalised graph")
     got = run_chunked(session, score.name, score.x[:score.n])
     worst = float(cosine_rows(got, reference).min())
-    entry = {"pairs": pairs, "min_cosine_to_source": worst}
-    if worst < EQUALIZED_MIN_COSINE:
-        return source, {**entry, "used": False}
-    return graph, {**entry, "used": True}
+    used = worst >= EQUALIZED_MIN_COSINE
+    return (graph if used else source), Equalization(used, pairs, worst)
 
 
 def range_method(config: CalibrationConfig) -> tuple[CalibrationMethod, bool]:
@@ -319,8 +318,8 @@ class Choice:
     result: SearchResult
     ranges: object  # onnxruntime TensorsData
     tried: dict  # method -> its all-INT8 figures on the quick subset
-    equalization: dict
-    seconds: dict  # per stage
+    equalization: Equalization
+    seconds: dict[str, float]  # per stage
 
 
 def choose(source: onnx.ModelProto, batches: list[np.ndarray], score: Scorer,
@@ -330,7 +329,7 @@ def choose(source: onnx.ModelProto, batches: list[np.ndarray], score: Scorer,
     method, eq = range_method(config)
     seconds: dict[str, float] = {}
     clock = time.perf_counter()
-    graph, equalization = source, {"used": False}
+    graph, equalization = source, Equalization(False)
     if eq:
         progress("equalising")
         graph, equalization = _equalized(source, batches, score)

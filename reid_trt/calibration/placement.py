@@ -133,19 +133,31 @@ def int8_layers(model: onnx.ModelProto) -> set[str]:
             and n.input[0] in dq_outputs and n.input[1] in dq_outputs}
 
 
-def int8_work(source: onnx.ModelProto, quantized: onnx.ModelProto) -> dict:
+@dataclass(frozen=True)
+class Int8Work:
     """Share of the conv work (MACs, GEMV-shaped layers left out) that runs in INT8, and the
     layer counts behind it."""
+
+    int8_mac_share: float
+    macs_per_crop: int
+    int8_macs_per_crop: int
+    layers: int
+    gemv_layers_float: int
+    int8_layers: int
+    float_layers: int
+
+
+def int8_work(source: onnx.ModelProto, quantized: onnx.ModelProto) -> Int8Work:
     layers = weighted_layers(source)
     int8 = int8_layers(quantized)
     counted = [layer for layer in layers if not layer.gemv]
     total = sum(layer.macs for layer in counted)
     in_int8 = sum(layer.macs for layer in counted if layer.node in int8)
-    return {"int8_mac_share": in_int8 / total if total else 0.0,
-            "macs_per_crop": total, "int8_macs_per_crop": in_int8,
-            "layers": len(layers), "gemv_layers_float": sum(layer.gemv for layer in layers),
-            "int8_layers": sum(layer.node in int8 for layer in counted),
-            "float_layers": sum(layer.node not in int8 for layer in counted)}
+    return Int8Work(int8_mac_share=in_int8 / total if total else 0.0, macs_per_crop=total,
+                    int8_macs_per_crop=in_int8, layers=len(layers),
+                    gemv_layers_float=sum(layer.gemv for layer in layers),
+                    int8_layers=sum(layer.node in int8 for layer in counted),
+                    float_layers=sum(layer.node not in int8 for layer in counted))
 
 
 def activation_tensors(model: onnx.ModelProto) -> list[str]:

@@ -10,7 +10,7 @@ search (search.py), by accuracy on re-ID embeddings, for the fewest MACs left fl
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 
 import onnx
 
@@ -119,9 +119,9 @@ def sorted_graph(model: onnx.ModelProto) -> onnx.ModelProto:
     return out
 
 
-@dataclass
-class Agreement:
-    """INT8 against FP32 embeddings of the same crops (and, per domain, of subsets of them)."""
+@dataclass(frozen=True)
+class Figures:
+    """INT8 against FP32 embeddings of the same crops: the headline figures."""
 
     mean_cosine: float
     min_cosine: float
@@ -130,14 +130,21 @@ class Agreement:
     map_drop: float | None = None  # mAP points lost, where labels allow
     worst_domain: str = ""
     worst_mean_cosine: float = 1.0
-    domains: dict = field(default_factory=dict)
 
-    def to_dict(self) -> dict:
-        return self.__dict__.copy()
+
+@dataclass(frozen=True)
+class Agreement(Figures):
+    """The figures, and per domain (held-out camera, shift) those of its subset of crops."""
+
+    domains: dict[str, dict] = field(default_factory=dict)
+
+    @property
+    def figures(self) -> Figures:
+        return Figures(**{f.name: getattr(self, f.name) for f in fields(Figures)})
 
     def summary(self) -> dict:
-        """The figures without the per-domain table (for search steps)."""
-        return {k: v for k, v in self.to_dict().items() if k != "domains"}
+        """The figures without the per-domain table, as a search step logs them."""
+        return asdict(self.figures)
 
 
 @dataclass(frozen=True)

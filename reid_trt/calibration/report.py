@@ -4,44 +4,108 @@ written with it."""
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields, is_dataclass
 from pathlib import Path
 
 import onnx
 
+from reid_trt.calibration.placement import Int8Work
+from reid_trt.calibration.quantize import Budget, Figures
 from reid_trt.core.fileio import atomic_path, sha256_file
+from reid_trt.core.metrics import RetrievalScores
+
+# The report file's layout: 2 added "schema" and typed every section (the keys stayed).
+REPORT_SCHEMA = 2
+
+
+@dataclass
+class SplitInfo:
+    """How the crops were split between calibrating and judging, and any warning."""
+
+    split: str  # "labelled query/gallery", "leave-camera-out" or "single camera"
+    held_out_cameras: list[int]
+    judged_unseen: bool
+    shifts: list[str]
+    warnings: list[str]
+
+
+@dataclass
+class CalibrationSetInfo:
+    dataset: str
+    root: str
+    images: int
+    augmented_copies_per_image: int
+    unreadable_skipped: int
+    identities: int | None
+    cameras: int
+    seed: int
+
+
+@dataclass
+class EvaluationSetInfo:
+    images: int
+    queries: int | None
+    with_shifted_copies: int
+    unreadable_skipped: int
+    held_out: int
+
+
+@dataclass
+class Equalization:
+    used: bool
+    pairs: int | None = None
+    min_cosine_to_source: float | None = None
+
+
+@dataclass
+class BiasCorrection:
+    used: bool
+    layers: int
 
 
 @dataclass
 class CalibrationReport:
     method: str
-    budget: dict
+    budget: Budget
     budget_held: bool
-    int8_vs_fp32: dict  # as the engine runs it (float parts in `unquantized_precision`)
-    artifact_vs_fp32: dict  # the written file in a plain ONNX Runtime session
+    int8_vs_fp32: Figures  # as the engine runs it (float parts in `unquantized_precision`)
+    artifact_vs_fp32: Figures  # the written file in a plain ONNX Runtime session
     unquantized_precision: str  # of the float parts in the engine
-    int8_work: dict  # share of conv MACs in INT8, layer counts
+    int8_work: Int8Work
     unquantized_parts: list[str]
-    domains: dict  # per held-out camera and per shift: crops, mean and min cosine
-    protocol: dict  # how the crops were split, and any warning
-    equalization: dict
-    bias_correction: dict
-    fp32_retrieval: dict | None
+    domains: dict[str, dict]  # per held-out camera and per shift: crops, mean and min cosine
+    protocol: SplitInfo
+    equalization: Equalization
+    bias_correction: BiasCorrection
+    fp32_retrieval: RetrievalScores | None
     block_sensitivity: dict[str, float]  # block -> cosine lost when only it is INT8 (quick)
-    search_steps: list[dict]
+    search_steps: list[dict]  # the search's log: layers left float, and the figures then
     search_scorings: int
-    methods_tried: dict
-    calibration_set: dict
-    evaluation_set: dict
+    methods_tried: dict[str, dict]  # method -> its all-INT8 figures on the quick subset
+    calibration_set: CalibrationSetInfo
+    evaluation_set: EvaluationSetInfo
     source_sha256: str
     calibration_hash: str
     seconds: float = 0.0
-    stage_seconds: dict = field(default_factory=dict)
+    stage_seconds: dict[str, float] = field(default_factory=dict)
     int8_sha256: str = ""
     notes: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        """The report as model.int8.calib.json holds it."""
+        return {"schema": REPORT_SCHEMA, **_jsonable(self)}
+
+
+def _jsonable(value):
+    if hasattr(value, "to_dict") and not isinstance(value, CalibrationReport):
+        return value.to_dict()
+    if is_dataclass(value):
+        return {f.name: _jsonable(getattr(value, f.name)) for f in fields(value)}
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    return value
 
 
 @dataclass
@@ -78,7 +142,7 @@ def layer_label(model: onnx.ModelProto, node_name: str) -> str:
     return node.input[1].removeprefix("model.").removesuffix(".weight").removesuffix(".conv")
 
 
-def make_report(sets, score, config, choice, work: dict, artifact, source_sha256: str,
+def make_report(sets, score, config, choice, work: Int8Work, artifact, source_sha256: str,
                 digest: str) -> CalibrationReport:
     """The report from calibrate_onnx's pieces (api.CalibrationSets, api.Scorer, api.Choice)."""
     calib_ids = {str(s.path) + str(s.box) for s in sets.calib_samples}
@@ -87,38 +151,36 @@ def make_report(sets, score, config, choice, work: dict, artifact, source_sha256
     result, method = choice.result, choice.method
     agreement = result.agreement
     return CalibrationReport(
-        method=method, budget=asdict(config.budget),
+        method=method, budget=config.budget,
         budget_held=config.budget.holds(agreement),
-        int8_vs_fp32=agreement.summary(), artifact_vs_fp32=artifact.summary(),
+        int8_vs_fp32=agreement.figures, artifact_vs_fp32=artifact.figures,
         unquantized_precision=str(config.unquantized), int8_work=work,
         unquantized_parts=[layer_label(choice.graph, n.name) for n in choice.graph.graph.node
                            if n.name in set(result.excluded)],  # in graph order
         domains=agreement.domains,
-        protocol={"split": ("labelled query/gallery" if sets.n_query is not None else
-                            "single camera" if split.single_camera else "leave-camera-out"),
-                  "held_out_cameras": [c + 1 for c in split.held_out_cameras],
-                  "judged_unseen": sets.unseen, "shifts": [k for k in score.groups
-                                                           if k in _shift_names()],
-                  "warnings": split.warnings},
+        protocol=SplitInfo(
+            split=("labelled query/gallery" if sets.n_query is not None else
+                   "single camera" if split.single_camera else "leave-camera-out"),
+            held_out_cameras=[c + 1 for c in split.held_out_cameras],
+            judged_unseen=sets.unseen,
+            shifts=[k for k in score.groups if k in _shift_names()],
+            warnings=list(split.warnings)),
         equalization=choice.equalization,
-        bias_correction={"used": config.bias_correction,
-                         "layers": sum(i.name.endswith("_bias_corrected")
-                                       for i in result.model.graph.initializer)},
-        fp32_retrieval=score.fp32_retrieval.to_dict() if score.fp32_retrieval else None,
+        bias_correction=BiasCorrection(
+            used=config.bias_correction,
+            layers=sum(i.name.endswith("_bias_corrected") for i in result.model.graph.initializer)),
+        fp32_retrieval=score.fp32_retrieval,
         block_sensitivity=result.sensitivity, search_steps=result.steps,
         search_scorings=result.scorings, methods_tried=choice.tried,
-        calibration_set={"dataset": sets.dataset.kind, "root": str(sets.dataset.root),
-                         "images": len(sets.calib_crops),
-                         "augmented_copies_per_image": config.augment,
-                         "unreadable_skipped": sets.skipped,
-                         "identities": len(known_ids) or None,
-                         "cameras": len({s.camid for s in sets.calib_samples}),
-                         "seed": config.seed},
-        evaluation_set={"images": len(sets.judged_crops), "queries": sets.n_query,
-                        "with_shifted_copies": len(score.x),
-                        "unreadable_skipped": sets.judged_skipped,
-                        "held_out": sum(str(s.path) + str(s.box) not in calib_ids
-                                        for s in sets.judged_samples)},
+        calibration_set=CalibrationSetInfo(
+            dataset=sets.dataset.kind, root=str(sets.dataset.root), images=len(sets.calib_crops),
+            augmented_copies_per_image=config.augment, unreadable_skipped=sets.skipped,
+            identities=len(known_ids) or None,
+            cameras=len({s.camid for s in sets.calib_samples}), seed=config.seed),
+        evaluation_set=EvaluationSetInfo(
+            images=len(sets.judged_crops), queries=sets.n_query,
+            with_shifted_copies=len(score.x), unreadable_skipped=sets.judged_skipped,
+            held_out=sum(str(s.path) + str(s.box) not in calib_ids for s in sets.judged_samples)),
         source_sha256=source_sha256, calibration_hash=digest, notes=list(sets.notes))
 
 

@@ -111,24 +111,24 @@ def verify_cmd(
 def _print_calibration(result: CalibrationResult) -> None:
     r = result.report
     a, cal, pr, w = r.int8_vs_fp32, r.calibration_set, r.protocol, r.int8_work
-    for warning in pr["warnings"]:
+    for warning in pr.warnings:
         err_console.print(f"[bold yellow]warning:[/] {warning}")
     for note in r.notes:
-        if note not in pr["warnings"]:
+        if note not in pr.warnings:
             console.print(f"note        {note}")
-    console.print(f"calibrated  {cal['images']} {cal['dataset']} images (+{cal['augmented_copies_per_image']}"
-                  f" shifted copies each; {cal['unreadable_skipped']} unreadable or too small), "
+    console.print(f"calibrated  {cal.images} {cal.dataset} images (+{cal.augmented_copies_per_image}"
+                  f" shifted copies each; {cal.unreadable_skipped} unreadable or too small), "
                   f"ranges {r.method}, {r.seconds} s")
-    held = ", ".join(f"camera {c}" for c in pr["held_out_cameras"]) or "none"
-    console.print(f"judged on   {r.evaluation_set['images']} images ({pr['split']}; cameras "
-                  f"never calibrated on: {held}) and {len(pr['shifts'])} shifted copies of each")
-    console.print(f"INT8/FP32   mean cosine {a['mean_cosine']:.5f}, min {a['min_cosine']:.5f}, "
-                  f"worst domain {a['worst_domain']} (mean {a['worst_mean_cosine']:.5f}), top-5 "
-                  f"neighbour agreement {a['topk_agreement']:.3f}"
-                  + (f", mAP drop {a['map_drop']:.2f} points" if a["map_drop"] is not None else ""))
-    console.print(f"INT8 work   {100 * w['int8_mac_share']:.1f}% of conv MACs ({w['int8_layers']} "
+    held = ", ".join(f"camera {c}" for c in pr.held_out_cameras) or "none"
+    console.print(f"judged on   {r.evaluation_set.images} images ({pr.split}; cameras "
+                  f"never calibrated on: {held}) and {len(pr.shifts)} shifted copies of each")
+    console.print(f"INT8/FP32   mean cosine {a.mean_cosine:.5f}, min {a.min_cosine:.5f}, "
+                  f"worst domain {a.worst_domain} (mean {a.worst_mean_cosine:.5f}), top-5 "
+                  f"neighbour agreement {a.topk_agreement:.3f}"
+                  + (f", mAP drop {a.map_drop:.2f} points" if a.map_drop is not None else ""))
+    console.print(f"INT8 work   {100 * w.int8_mac_share:.1f}% of conv MACs ({w.int8_layers} "
                   f"layers; float: {', '.join(r.unquantized_parts) or 'none'}; "
-                  f"{w['gemv_layers_float']} gate/embedding GEMV layers float by design)")
+                  f"{w.gemv_layers_float} gate/embedding GEMV layers float by design)")
     console.print(f"[green]wrote[/]       {result.path}, {result.cache.name}, {result.report_path.name}")
 
 

@@ -90,10 +90,10 @@ def test_int8_holds_on_cameras_it_never_saw(calibrated, sources, unseen):
             print(f"{name} {label}: mean {cos.mean():.4f} min {cos.min():.4f}")
             assert cos.mean() >= 0.995 and cos.min() >= 0.98, (name, label)
         report = result.report
-        assert report.budget_held and report.int8_work["int8_mac_share"] >= 0.8
+        assert report.budget_held and report.int8_work.int8_mac_share >= 0.8
         # Keeping the gates' GEMV layers float is what makes INT8 hold at all; the search
         # then keeps only the blocks that still cost accuracy.
-        assert report.int8_work["gemv_layers_float"] == 49
+        assert report.int8_work.gemv_layers_float == 49
 
 
 def test_int8_graph_holds_on_openvino_as_it_is(calibrated, sources, unseen):
@@ -114,15 +114,15 @@ def test_int8_graph_holds_on_openvino_as_it_is(calibrated, sources, unseen):
 
 def test_one_camera_is_said_loudly_and_judged_on_shifts(calibrated):
     report = calibrated["msmt17"].report
-    assert report.protocol["split"] == "single camera"
-    assert report.protocol["warnings"] == [protocol.SINGLE_CAMERA_WARNING]
-    assert set(CAMERA_SHIFTS) <= set(report.protocol["shifts"])
+    assert report.protocol.split == "single camera"
+    assert report.protocol.warnings == [protocol.SINGLE_CAMERA_WARNING]
+    assert set(CAMERA_SHIFTS) <= set(report.protocol.shifts)
     assert set(CAMERA_SHIFTS) <= set(report.domains)
     # 201 boxes, fewer than the default 256: all of them, with a note.
-    assert report.calibration_set["images"] == 201
+    assert report.calibration_set.images == 201
     assert any("all of them are used" in note for note in report.notes)
-    assert report.equalization["used"] and report.equalization["pairs"] == 60
-    assert report.equalization["min_cosine_to_source"] >= 0.99999
+    assert report.equalization.used and report.equalization.pairs == 60
+    assert report.equalization.min_cosine_to_source >= 0.99999
 
 
 def test_artifact_is_right_in_every_runtime(calibrated, sources, unseen, tmp_path):
@@ -148,12 +148,12 @@ def test_artifact_is_right_in_every_runtime(calibrated, sources, unseen, tmp_pat
     m = built.manifest
     assert m.precision == "int8" and m.unquantized == "fp16"
     assert set(m.weighted_layers) == {"fp16", "int8"} and sum(m.weighted_layers.values()) == 188
-    assert m.weighted_layers["int8"] == result.report.int8_work["int8_layers"]
+    assert m.weighted_layers["int8"] == result.report.int8_work.int8_layers
     # What the engine itself runs (the builder's layer report, not the graph): every conv the
     # graph quantized is an INT8 kernel, and the MAC share is the graph's.
     engine = m.engine_layers
     assert set(engine["int8_layers"]) == int8_layers(model)
-    assert engine["int8_mac_share"] == pytest.approx(result.report.int8_work["int8_mac_share"])
+    assert engine["int8_mac_share"] == pytest.approx(result.report.int8_work.int8_mac_share)
     assert engine["weighted_layers"]["int8"] == m.weighted_layers["int8"]
     assert engine["reformat_layers"] == 0
     fp32 = engine_from_onnx(result.path, tmp_path / "int8.fp32.plan",
@@ -173,6 +173,7 @@ def test_calibration_cache_and_report(calibrated):
     assert result.report.calibration_hash in result.cache.name
     report = json.loads(result.report_path.read_text())
     assert report == json.loads(json.dumps(result.report.to_dict()))  # the object, as JSON
+    assert report["schema"] == 2
     assert report["method"] == "mse" and set(report["methods_tried"]) == {"mse"}
     assert report["bias_correction"]["layers"] == report["int8_work"]["int8_layers"]
     assert set(report["stage_seconds"]) >= {"reading", "ranges", "bias_correction", "search"}
@@ -247,7 +248,7 @@ def test_ranges_and_placement(sources, unseen):
     assert quantized <= set(activation_tensors(source))
     assert not quantized & (gate_inputs - {a.input[1] for a in residual_adds(source)})
     work = int8_work(source, model)
-    assert work["int8_mac_share"] == 1.0 and work["gemv_layers_float"] == 49
+    assert work.int8_mac_share == 1.0 and work.gemv_layers_float == 49
 
 
 def test_fp16_remainder_against_fp32_remainder(sources, unseen, tmp_path):
@@ -332,7 +333,7 @@ def test_same_graph_from_a_fresh_process_and_from_reencoded_images(calibrated, s
     source, sha = sources["msmt17"]
     moved = calibrate_onnx(source, sha, reencoded, tmp_path / "reencoded.int8.onnx").report
     assert moved.unquantized_parts == ours["unquantized_parts"]
-    assert moved.int8_work["int8_mac_share"] == ours["int8_work"]["int8_mac_share"]
+    assert moved.int8_work.int8_mac_share == ours["int8_work"]["int8_mac_share"]
 
 
 def test_labelled_dataset_bounds_the_map_drop(real_weights, market_like, tmp_path):
@@ -340,11 +341,11 @@ def test_labelled_dataset_bounds_the_map_drop(real_weights, market_like, tmp_pat
     result = calibrate_onnx(source, sha, market_like, tmp_path / "m.int8.onnx",
                             CalibrationConfig(size=64, method="minmax", eval_size=48))
     report = result.report
-    assert report.calibration_set["dataset"] == "market1501"
-    assert report.protocol["split"] == "labelled query/gallery"
-    assert report.evaluation_set["queries"] > 10
-    assert 0 < report.fp32_retrieval["mAP"] <= 1 and report.fp32_retrieval["rank1"] > 0.5
-    assert report.int8_vs_fp32["map_drop"] <= 0.5 and report.budget_held
+    assert report.calibration_set.dataset == "market1501"
+    assert report.protocol.split == "labelled query/gallery"
+    assert report.evaluation_set.queries > 10
+    assert 0 < report.fp32_retrieval.mAP <= 1 and report.fp32_retrieval.rank1 > 0.5
+    assert report.int8_vs_fp32.map_drop <= 0.5 and report.budget_held
 
 
 runner = CliRunner()
