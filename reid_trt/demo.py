@@ -68,8 +68,8 @@ def run_demo(output_dir: Path, variant: str, console: Console) -> list:
         console.print(f"    skipped: {e}")
     else:
         m = built.manifest
-        console.print(f"    {built.trt_label}: {m.precision}, batch {m.profile['min']}..."
-                      f"{m.profile['max']}, {m.engine_bytes / 2**20:.1f} MiB in "
+        console.print(f"    {built.trt_label}: {m.precision}, batch {m.profile.min}..."
+                      f"{m.profile.max}, {m.engine_bytes / 2**20:.1f} MiB in "
                       f"{m.build_seconds:.1f} s -> {built.engine} (+ manifest)")
 
     console.print(f"[bold]{step + 1}.[/] Embedder: the same crops through ONNX Runtime "

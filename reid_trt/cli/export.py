@@ -166,8 +166,8 @@ def trt_cmd(
     if result.calibrated is not None:
         _print_calibration(result.calibrated)
     m = result.build.manifest
-    console.print(f"built       {result.build.trt_label}: {m.precision}, batch {m.profile['min']}.."
-                  f"{m.profile['max']} (opt {m.profile['opt']}), InstanceNorm {m.instancenorm}, "
+    console.print(f"built       {result.build.trt_label}: {m.precision}, batch {m.profile.min}.."
+                  f"{m.profile.max} (opt {m.profile.opt}), InstanceNorm {m.instancenorm}, "
                   f"{m.engine_bytes / 2**20:.1f} MiB in {m.build_seconds:.1f} s")
     console.print(f"targets     {m.targets}")
     for note in result.build.notes:

@@ -20,14 +20,28 @@ def manifest_path(engine: Path) -> Path:
     return engine.with_name(engine.name + ".json")
 
 
+@dataclass(frozen=True)
+class Profile:
+    """The engine's batch sizes (TensorRT's optimisation profile)."""
+
+    min: int
+    opt: int
+    max: int
+
+    @property
+    def static(self) -> int | None:
+        """The one batch a static-batch engine takes, else None."""
+        return self.max if self.min == self.max else None
+
+
 @dataclass
 class Manifest:
     trt_flavour: str  # "tensorrt" or "rtx"
     trt_version: str
     precision: str
-    profile: dict[str, int]  # batch sizes: min, opt, max
+    profile: Profile
     io: list[dict]  # name, mode, dtype, shape (-1 for the dynamic batch)
-    contract: dict
+    contract: Contract  # how to feed it
     targets: str  # compute capabilities or hardware compatibility level
     instancenorm: str
     onnx_sha256: str
@@ -46,16 +60,26 @@ class Manifest:
 
     @property
     def preprocessing(self) -> Contract:
-        return Contract.from_dict(self.contract, "the engine manifest")
+        return self.contract
+
+    def to_dict(self) -> dict:
+        """The manifest as model.plan.json holds it."""
+        return {**{f.name: getattr(self, f.name) for f in fields(self)},
+                "profile": asdict(self.profile), "contract": self.contract.to_dict()}
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self), indent=2) + "\n"
+        return json.dumps(self.to_dict(), indent=2) + "\n"
+
+    @classmethod
+    def from_dict(cls, data: dict) -> Manifest:
+        return cls(**{**data, "profile": Profile(**data["profile"]),
+                      "contract": Contract.from_dict(data["contract"], "the engine manifest")})
 
 
 # Field -> the JSON type it must have: a hand-edited or foreign file fails on reading.
 _TYPES = {f.name: f.type for f in fields(Manifest)}
-_JSON_TYPES = {"str": str, "dict[str, int]": dict, "list[dict]": list, "dict": dict,
-               "int": int, "float": (int, float), "list[str]": list}
+_JSON_TYPES = {"str": str, "Profile": dict, "list[dict]": list, "Contract": dict, "dict": dict,
+               "dict[str, int]": dict, "int": int, "float": (int, float), "list[str]": list}
 
 
 def _check_shape(data) -> None:
@@ -90,15 +114,12 @@ def read_manifest(engine: Path) -> Manifest:
     try:
         data = json.loads(path.read_text())
         _check_shape(data)
-        manifest = Manifest(**data)
     except (ValueError, TypeError, UnicodeDecodeError) as e:
         reason = str(e).splitlines()[0][:160]
         raise ReidTrtError(f"{path} is not a valid reid-trt manifest ({reason}); {rebuild}") \
             from None
-    contract = {k: tuple(v) if isinstance(v, list) else v for k, v in manifest.contract.items()}
     try:
-        Contract(**contract)
+        return Manifest.from_dict(data)
     except (ReidTrtError, TypeError) as e:
         raise ReidTrtError(f"{path} is not a valid reid-trt manifest (its contract: {e}); "
                            f"{rebuild}") from None
-    return manifest

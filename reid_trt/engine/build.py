@@ -15,7 +15,7 @@ import onnx
 from reid_trt.core.contract import contract_of
 from reid_trt.core.errors import ReidTrtError, opt
 from reid_trt.core.fileio import atomic_path, check_output, sha256_file, write_bytes_atomic
-from reid_trt.core.manifest import ENGINE_SUFFIXES, Manifest, manifest_path
+from reid_trt.core.manifest import ENGINE_SUFFIXES, Manifest, Profile, manifest_path
 from reid_trt.core.onnxio import graph_precision, is_fp16_qdq, load_onnx
 from reid_trt.core.options import (
     MAX_WORKSPACE_MIB,
@@ -349,8 +349,8 @@ def _build(trt: Trt, onnx_path: Path, parsed: Path, output: Path, config: BuildC
 
     manifest = Manifest(
         trt_flavour=trt.flavour, trt_version=trt.version, precision=precision,
-        profile={"min": lo, "opt": best, "max": hi}, io=_io(network),
-        contract=contract.to_dict(), targets=targets, instancenorm=in_path or "none",
+        profile=Profile(lo, best, hi), io=_io(network), contract=contract, targets=targets,
+        instancenorm=in_path or "none",
         weighted_layers=weighted_layers(network), unquantized=str(remainder or ""),
         engine_layers=engine_layer_report(logger.layers, model),
         onnx_sha256=sha256_file(onnx_path), engine_bytes=len(engine),

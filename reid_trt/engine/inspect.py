@@ -77,7 +77,7 @@ def describe_engine(path: Path) -> dict[str, str]:
         "targets": m.targets,
         "precision": f"{m.precision} (InstanceNorm {m.instancenorm})",
         "conv/matmul": ", ".join(f"{n} {k}" for k, n in m.weighted_layers.items()) or "unknown",
-        "profile": f"batch min {m.profile['min']}, opt {m.profile['opt']}, max {m.profile['max']}",
+        "profile": f"batch min {m.profile.min}, opt {m.profile.opt}, max {m.profile.max}",
         "io": "; ".join(f"{t['mode']} {t['name']} {t['dtype']} {t['shape']}" for t in m.io),
         "contract": c.summary(),
         "options": json.dumps({k: v for k, v in m.options.items() if v is not None}),

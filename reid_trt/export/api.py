@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import onnx
@@ -25,6 +26,9 @@ from reid_trt.core.options import (
     input_side,
 )
 from reid_trt.export.consumers import check_boxmot_name, check_consumer, tensor_names
+
+if TYPE_CHECKING:
+    from reid_trt.export.verify import ParityReport
 
 
 @dataclass(frozen=True)
@@ -76,7 +80,7 @@ class ExportResult:
     variant: str
     evidence: tuple[str, ...]
     contract: Contract
-    parity: object  # verify.ParityReport
+    parity: ParityReport
 
 
 def default_output(weights: Path, precision: str) -> Path:

@@ -97,11 +97,11 @@ def reid_section(config_path: Path, *, engine: Path | None = None, onnx_path: Pa
     if not _is_int(gpu) or gpu < 0:
         raise ReidTrtError(f"{opt('gpu_id')} {gpu}: a GPU index is 0 or more")
     if manifest is not None:
-        largest = manifest.profile["max"]
+        largest = manifest.profile.max
         batch = largest if batch is None else batch
         if not 1 <= batch <= largest:
             raise ReidTrtError(f"{opt('batch')} {batch}: the engine {Path(engine).name} takes batches of "
-                               f"{manifest.profile['min']} to {largest}; rebuild it with "
+                               f"{manifest.profile.min} to {largest}; rebuild it with "
                                f"{opt('max_batch')} {batch} or pass a batch it takes")
         workspace = int(manifest.options.get("workspace_mib") or DEFAULT_WORKSPACE_MIB)
     else:
@@ -173,9 +173,9 @@ def check_reid_section(section: dict, contract: Contract, precision: str,
         if not same:
             raise ReidTrtError(f"{source}: {key} is {_shown(got)}; set {key}: {value} "
                                f"({why.get(key, 'the model says so')})")
-    if manifest is not None and not 1 <= int(section.get("batchSize", 0)) <= manifest.profile["max"]:
+    if manifest is not None and not 1 <= int(section.get("batchSize", 0)) <= manifest.profile.max:
         raise ReidTrtError(f"{source}: batchSize: {section.get('batchSize')!r}, but the engine "
-                           f"takes 1 to {manifest.profile['max']}")
+                           f"takes 1 to {manifest.profile.max}")
 
 
 def _shown(value, limit: int = 60) -> str:

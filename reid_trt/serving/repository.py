@@ -63,8 +63,8 @@ def engine_spec(engine: Path) -> ModelSpec:
     spec = [TensorSpec(t["name"], _dtype(TRT_TYPES, t["dtype"], t["name"], engine),
                        tuple(int(d) for d in t["shape"][1:])) for t in (*inputs, *outputs)]
     profile = manifest.profile
-    return ModelSpec((spec[0],), (spec[1],), profile["min"], profile["opt"], profile["max"],
-                     profile["max"], manifest.preprocessing)
+    return ModelSpec((spec[0],), (spec[1],), profile.min, profile.opt, profile.max,
+                     profile.max, manifest.preprocessing)
 
 
 def onnx_spec(path: Path) -> ModelSpec:

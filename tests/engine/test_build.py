@@ -11,7 +11,7 @@ import pytest
 
 from reid_trt.core.contract import contract_of
 from reid_trt.core.errors import ReidTrtError
-from reid_trt.core.manifest import manifest_path, read_manifest
+from reid_trt.core.manifest import Profile, manifest_path, read_manifest
 from reid_trt.core.trt_compat import load_trt
 from reid_trt.engine.build import BuildConfig, engine_from_onnx, resolve_profile
 
@@ -30,7 +30,7 @@ def test_fp32_and_fp16_engines_with_manifests(graphs, variant, tmp_path):
         m = read_manifest(result.engine)
         assert (m.trt_flavour, m.trt_version) == ("rtx", load_trt("rtx").version)
         assert m.precision == precision
-        assert m.profile == {"min": 1, "opt": 16, "max": 64}
+        assert m.profile == Profile(min=1, opt=16, max=64)
         assert m.io == [
             {"name": "images", "mode": "input", "dtype": "FLOAT", "shape": [-1, 3, 256, 128]},
             {"name": "embeddings", "mode": "output", "dtype": "FLOAT", "shape": [-1, 512]}]
@@ -63,7 +63,7 @@ def test_uint8_normalised_static_graph(real_weights, tmp_path):
     result = engine_from_onnx(graph, tmp_path / "u8.plan",
                               BuildConfig(compute_capabilities=("sm75", "sm86")))
     m = result.manifest
-    assert m.profile == {"min": 8, "opt": 8, "max": 8}
+    assert m.profile == Profile(min=8, opt=8, max=8)
     assert m.io[0] == {"name": "images", "mode": "input", "dtype": "UINT8",
                        "shape": [8, 256, 128, 3]}
     assert m.targets == "sm75, sm86"

@@ -122,7 +122,7 @@ def test_plan_config_is_the_engines_manifest(engine, tmp_path):
     config = parse_config((folder / "config.pbtxt").read_text())  # Triton's own schema
     manifest = read_manifest(engine)
     assert config.name == "osnet_plan" and config.platform == "tensorrt_plan"
-    assert config.max_batch_size == manifest.profile["max"] == 32
+    assert config.max_batch_size == manifest.profile.max == 32
     io = [(t.name, pb.DataType.Name(t.data_type), [-1, *t.dims])
           for t in (*config.input, *config.output)]
     assert io == [(t["name"], {"FLOAT": "TYPE_FP32"}[t["dtype"]], t["shape"]) for t in manifest.io]

@@ -83,8 +83,7 @@ class TensorRTBackend:
         self.cuda = _cudart()
         self.device = str(device)
         profile = self.manifest.profile
-        static = profile["max"] if profile["min"] == profile["max"] else None
-        self.limits = BatchLimits(profile["min"], profile["max"], static)
+        self.limits = BatchLimits(profile.min, profile.max, profile.static)
         self._buffers: dict[str, tuple[int, int, np.ndarray]] = {}
         self.stream = self.context = self.engine = None
         try:
