@@ -80,6 +80,22 @@ def parse_size(text: str) -> tuple[int, int]:
     return height, width
 
 
+def output_option(what: str):
+    """The -o/--output option of a command that writes a file: `what` says which, and its
+    default name."""
+    return Annotated[Path | None, typer.Option("--output", "-o", help=what)]
+
+
+def graph_option(what: str):
+    """An optional --onnx input: `what` says which graph the command takes."""
+    return Annotated[Path | None, typer.Option("--onnx", help=what)]
+
+
+def weights_option(what: str):
+    """An optional -w/--weights input: `what` says what the command does with the checkpoint."""
+    return Annotated[Path | None, typer.Option("--weights", "-w", help=what)]
+
+
 Weights = Annotated[Path, typer.Option("--weights", "-w", help="torchreid checkpoint (.pth/.pt).",
                                        show_default=False)]
 Variant = Annotated[str, typer.Option(help="OSNet variant, or 'auto' to detect from the weights.")]

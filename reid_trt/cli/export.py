@@ -18,8 +18,11 @@ from reid_trt.cli.common import (
     err_console,
     fail,
     fails_cleanly,
+    graph_option,
+    output_option,
     parse_size,
     read_verify_crops,
+    weights_option,
 )
 from reid_trt.cli.groups import Group, takes
 from reid_trt.core.errors import ReidTrtError
@@ -61,8 +64,7 @@ def _print_export(result) -> None:
 @takes(EXPORT)
 def onnx_cmd(
     weights: Weights,
-    output: Annotated[Path | None, typer.Option("--output", "-o", help="Output .onnx path "
-                                                "(default: <weights stem>[.fp16].onnx).")] = None,
+    output: output_option("Output .onnx path (default: <weights stem>[.fp16].onnx).") = None,
     variant: Variant = "auto",
     dynamic_batch: Annotated[bool | None, typer.Option(
         "--dynamic-batch/--static-batch", help="Batch axis [dynamic]; --static-batch means 1.",
@@ -136,12 +138,9 @@ def _print_calibration(result: CalibrationResult) -> None:
 @fails_cleanly
 @takes(BUILD, CALIBRATION)
 def trt_cmd(
-    onnx_path: Annotated[Path | None, typer.Option("--onnx", help="Graph from reid-export "
-                                                   "onnx/calibrate; its precision is kept.")] = None,
-    weights: Annotated[Path | None, typer.Option("--weights", "-w", help="Or a torchreid "
-                                                 "checkpoint: exported (and verified) first.")] = None,
-    output: Annotated[Path | None, typer.Option("--output", "-o", help="Engine path "
-                                                "(default: <source stem>[.precision].plan).")] = None,
+    onnx_path: graph_option("Graph from reid-export onnx/calibrate; its precision is kept.") = None,
+    weights: weights_option("Or a torchreid checkpoint: exported (and verified) first.") = None,
+    output: output_option("Engine path (default: <source stem>[.precision].plan).") = None,
     int8: Annotated[bool, typer.Option("--int8", help="Calibrate first (needs --calib-data), "
                                        "then build the INT8 graph.")] = False,
     calib_data: CalibData = None,
@@ -180,12 +179,9 @@ def trt_cmd(
 @takes(CALIBRATION)
 def calibrate_cmd(
     calib_data: CalibData = None,
-    onnx_path: Annotated[Path | None, typer.Option("--onnx", help="An fp32 graph from "
-                                                   "reid-export onnx.")] = None,
-    weights: Annotated[Path | None, typer.Option("--weights", "-w", help="Or a checkpoint "
-                                                 "(exported and verified first).")] = None,
-    output: Annotated[Path | None, typer.Option("--output", "-o", help="INT8 graph "
-                                                "(default: <stem>.int8.onnx).")] = None,
+    onnx_path: graph_option("An fp32 graph from reid-export onnx.") = None,
+    weights: weights_option("Or a checkpoint (exported and verified first).") = None,
+    output: output_option("INT8 graph (default: <stem>.int8.onnx).") = None,
     trust_checkpoint: TrustCheckpoint = False,
     *,
     calibration: CalibrationConfig,  # built by @takes
@@ -217,8 +213,7 @@ def _three(text: str | None, option: str) -> tuple[float, float, float] | None:
 def adopt_cmd(
     graph: Annotated[Path, typer.Argument(help="An OSNet .onnx from another exporter (BoxMOT, "
                                           "torchreid, a tracking repo).", show_default=False)],
-    output: Annotated[Path | None, typer.Option("--output", "-o", help="reid-trt graph (default: "
-                                                "<stem>.reid.onnx beside it).")] = None,
+    output: output_option("reid-trt graph (default: <stem>.reid.onnx beside it).") = None,
     input_format: Annotated[InputFormat | None, typer.Option(
         "--input", help="How the graph takes images [recognised: float for N,3,H,W, uint8-bgr "
         "for N,H,W,3].", show_default=False)] = None,
@@ -229,8 +224,7 @@ def adopt_cmd(
     input_size: Annotated[str | None, typer.Option(help="HEIGHTxWIDTH, for graphs with dynamic "
                                                    "spatial axes [the graph's, else 256x128].",
                                                    show_default=False)] = None,
-    weights: Annotated[Path | None, typer.Option("--weights", "-w", help="The checkpoint it was "
-                                                 "exported from: verify against PyTorch.")] = None,
+    weights: weights_option("The checkpoint it was exported from: verify against PyTorch.") = None,
     verify_data: VerifyData = None,
     trust_checkpoint: TrustCheckpoint = False,
 ):
@@ -261,8 +255,7 @@ GraphIn = Annotated[Path, typer.Option("--onnx", help="Graph from reid-export on
 @fails_cleanly
 def fp16_cmd(
     onnx_path: GraphIn,
-    output: Annotated[Path | None, typer.Option("--output", "-o", help="FP16 graph (default: "
-                                                "<stem>.fp16.onnx beside it).")] = None,
+    output: output_option("FP16 graph (default: <stem>.fp16.onnx beside it).") = None,
     verify_data: VerifyData = None,
 ):
     """Convert an fp32 graph to fp16 (InstanceNorm, L2 normalisation and reductions kept fp32,
@@ -278,9 +271,8 @@ def fp16_cmd(
 @fails_cleanly
 def openvino_cmd(
     onnx_path: GraphIn,
-    output: Annotated[Path | None, typer.Option("--output", "-o", help="IR topology .xml (the "
-                                                ".bin is written beside it; default: beside "
-                                                "the graph).")] = None,
+    output: output_option("IR topology .xml (the .bin is written beside it; default: beside the "
+                          "graph).") = None,
 ):
     """Convert a graph to OpenVINO IR (.xml + .bin) carrying the preprocessing contract,
     verified against ONNX Runtime before it is written."""
@@ -300,9 +292,7 @@ def deepstream_cmd(
     engine: Annotated[Path | None, typer.Option("--engine", help="Engine (.plan/.engine with its "
                                                 "manifest) built from a --for deepstream graph."
                                                 )] = None,
-    onnx_path: Annotated[Path | None, typer.Option("--onnx", help="Or the graph itself "
-                                                   "(DeepStream builds and caches the engine)."
-                                                   )] = None,
+    onnx_path: graph_option("Or the graph itself (DeepStream builds and caches the engine).") = None,
     tracker: Annotated[str, typer.Option(help="nvdcf (reidType 2: re-association) or deepsort "
                                          "(reidType 1).")] = "nvdcf",
     batch: Annotated[int | None, typer.Option(help="batchSize [the engine profile's maximum; "
@@ -337,8 +327,7 @@ def triton_cmd(
                                        "missing; its parent must exist).", show_default=False)],
     engine: Annotated[Path | None, typer.Option("--engine", help="Engine (.plan with its "
                                                 "manifest) to serve.")] = None,
-    onnx_path: Annotated[Path | None, typer.Option("--onnx", help="Or a graph from reid-export "
-                                                   "onnx/calibrate.")] = None,
+    onnx_path: graph_option("Or a graph from reid-export onnx/calibrate.") = None,
     name: Annotated[str, typer.Option(help="Model name: the folder in the repository.")] = "osnet",
     kind: Annotated[str | None, typer.Option(help="plan|onnx|python: Triton's TensorRT or ONNX "
                                              "Runtime backend, or its Python backend running "
