@@ -44,7 +44,7 @@ def measure_graph(graph: Path, crops: list, config) -> tuple[list[str], bool]:
                         Embedder(graph, backend="onnxruntime")),
                 Subject("backend=openvino", "subject", graph, Embedder(graph, backend="openvino"))]
     time_subjects(subjects, crops, config, lambda what, done: None)
-    ms = {s.label: {row["batch"]: row["end_to_end"]["p50_ms"] for row in s.result["latency"]}
+    ms = {s.label: {row.batch: row.end_to_end.p50_ms for row in s.latency}
           for s in subjects}
     fastest = {b: min(ms[s.label][b] for s in subjects[1:]) for b in BATCHES}
     ratios = {b: ms[subjects[0].label][b] / fastest[b] for b in BATCHES}

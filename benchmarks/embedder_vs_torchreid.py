@@ -132,9 +132,9 @@ def main() -> None:
         with console.status("benchmarking") as status:
             report = measure([reference, *subjects], config,
                              lambda what, done, total: status.update(f"{what} ({done}/{total})"))
-    report["command"] = "python benchmarks/embedder_vs_torchreid.py" + (" --quick" * args.quick)
+    report.command = "python benchmarks/embedder_vs_torchreid.py" + (" --quick" * args.quick)
     print_tables(report, console)
-    gpu = report["machine"].get("gpu")
+    gpu = report.machine.get("gpu")
     name = f"embedder_vs_torchreid_{'gpu' if gpu else 'cpu'}"
     args.out.mkdir(parents=True, exist_ok=True)
     write_outputs(report, *(args.out / f"{name}.{ext}" for ext in ("json", "md", "png")))

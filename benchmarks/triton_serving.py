@@ -56,8 +56,8 @@ def main() -> None:
             concurrent_load(remote, crops, args.clients, args.requests, args.crops_per_call)
             after = remote.statistics()
     batches = {b: n - before.get(b, 0) for b, n in after.items() if n > before.get(b, 0)}
-    report["triton_batches"] = {str(b): n for b, n in sorted(batches.items())}
-    report["command"] = (f"python benchmarks/triton_serving.py --clients {args.clients} "
+    report.extra["triton_batches"] = {str(b): n for b, n in sorted(batches.items())}
+    report.command = (f"python benchmarks/triton_serving.py --clients {args.clients} "
                          f"--requests {args.requests} --crops-per-call {args.crops_per_call}")
     executions = sum(batches.values())
     served_crops = sum(b * n for b, n in batches.items())
@@ -67,10 +67,10 @@ def main() -> None:
         f"({args.clients * args.requests * args.crops_per_call} from the clients, the rest the "
         "load's one warm-up call) "
         f"(mean {served_crops / executions:.1f} crops per execution, largest {max(batches)}); "
-        f"executions by batch size: {report['triton_batches']}.\n")
+        f"executions by batch size: {report.extra['triton_batches']}.\n")
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "triton_serving_cpu.md").write_text(text)
-    (args.out / "triton_serving_cpu.json").write_text(json.dumps(report, indent=2) + "\n")
+    (args.out / "triton_serving_cpu.json").write_text(json.dumps(report.to_dict(), indent=2) + "\n")
     print(text)
 
 

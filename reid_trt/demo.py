@@ -82,7 +82,7 @@ def run_demo(output_dir: Path, variant: str, console: Console) -> list:
     return results
 
 
-def bench_demo(weights: Path, graph: Path, engine: Path, output_dir: Path, console: Console) -> dict:
+def bench_demo(weights: Path, graph: Path, engine: Path, output_dir: Path, console: Console):
     from reid_trt.bench.report import print_tables, write_outputs
     from reid_trt.bench.run import BenchConfig, run_bench
     from reid_trt.runtime.embedder import cuda_present

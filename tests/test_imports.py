@@ -68,7 +68,7 @@ v = e.embed(read_crops({str(shared_data / "reid" / "market1501")!r}))
 print(e.backend_name, v.shape, round(float(np.linalg.norm(v[0])), 4))
 from reid_trt.bench.run import BenchConfig, run_bench
 report = run_bench([], [{str(graph)!r}], None, BenchConfig(batches=(2,), runs=1, num_crops=4))
-print(report["subjects"][0]["label"], "torch" in sys.modules)
+print(report.subjects[0].label, "torch" in sys.modules)
 """
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr

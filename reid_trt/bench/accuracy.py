@@ -8,17 +8,19 @@ from pathlib import Path
 
 import numpy as np
 
+from reid_trt.bench.results import Parity
 from reid_trt.core.errors import ReidTrtError, opt
+from reid_trt.core.metrics import RetrievalScores
 from reid_trt.runtime.embedder import Embedder
 
 
-def parity(reference: np.ndarray, candidate: np.ndarray, k: int) -> dict:
+def parity(reference: np.ndarray, candidate: np.ndarray, k: int) -> Parity:
     from reid_trt.core.metrics import cosine_rows, neighbour_agreement
 
     cos = cosine_rows(reference, candidate)
-    return {"crops": len(cos), "min_cosine": float(cos.min()), "mean_cosine": float(cos.mean()),
-            "topk_agreement": neighbour_agreement(reference, candidate, k) if len(cos) > 1 else None,
-            "k": k}
+    return Parity(crops=len(cos), min_cosine=float(cos.min()), mean_cosine=float(cos.mean()),
+                  topk_agreement=neighbour_agreement(reference, candidate, k)
+                  if len(cos) > 1 else None, k=k)
 
 
 @dataclass
@@ -55,11 +57,11 @@ def load_protocol(kind: str, root: Path, max_queries: int | None) -> RetrievalPr
     return RetrievalProtocol(q_crops, q_samples, g_crops, g_samples, q_bad + g_bad)
 
 
-def retrieval(embedder: Embedder, protocol: RetrievalProtocol) -> dict:
+def retrieval(embedder: Embedder, protocol: RetrievalProtocol) -> RetrievalScores:
     from reid_trt.core.metrics import evaluate
 
     p = protocol
     scores = evaluate(embedder.embed(p.query_crops), [s.pid for s in p.query],
                       [s.camid for s in p.query], embedder.embed(p.gallery_crops),
                       [s.pid for s in p.gallery], [s.camid for s in p.gallery])
-    return scores.to_dict()
+    return scores

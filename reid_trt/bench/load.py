@@ -8,9 +8,11 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
+from reid_trt.bench.results import Load
+
 
 def concurrent_load(embedder, crops: list[np.ndarray], clients: int, requests: int,
-                    batch: int) -> dict:
+                    batch: int) -> Load:
     """`clients` threads each send `requests` calls of `batch` crops, back to back; returns the
     latency of a call (p50, p99) and the throughput of all of them together."""
 
@@ -31,6 +33,6 @@ def concurrent_load(embedder, crops: list[np.ndarray], clients: int, requests: i
     wall = time.perf_counter() - start
     ms = np.asarray(samples) * 1000.0
     p50, p99 = np.percentile(ms, [50, 99])
-    return {"clients": clients, "requests": len(samples), "crops_per_request": batch,
-            "p50_ms": float(p50), "p99_ms": float(p99), "seconds": wall,
-            "requests_per_s": len(samples) / wall, "throughput": len(samples) * batch / wall}
+    return Load(clients=clients, requests=len(samples), crops_per_request=batch,
+                p50_ms=float(p50), p99_ms=float(p99), seconds=wall,
+                requests_per_s=len(samples) / wall, throughput=len(samples) * batch / wall)

@@ -7,6 +7,7 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
+from reid_trt.bench.results import BenchReport
 from reid_trt.core.errors import MissingDependencyError, opt
 from reid_trt.core.fileio import write_bytes_atomic
 
@@ -17,52 +18,51 @@ def _num(value, digits: int = 2, missing: str = "-") -> str:
     return missing if value is None else f"{value:.{digits}f}"
 
 
-def accuracy_rows(report: dict) -> tuple[list[str], list[list[str]]]:
-    k = report["settings"]["topk"]
+def accuracy_rows(report: BenchReport) -> tuple[list[str], list[list[str]]]:
+    k = report.settings.topk
     header = ["subject", "file", "device", "min cos", "mean cos", f"top-{k}", "mAP", "R-1",
               "MiB"]
     rows = []
-    for s in report["subjects"]:
-        p, r = s["parity"] or {}, s["retrieval"] or {}
-        reference = "ref" if s["label"] == report["reference"] else "-"
-        rows.append([s["label"], Path(s["path"]).name, s["device"],
-                     _num(p.get("min_cosine"), 5, reference), _num(p.get("mean_cosine"), 5, reference),
-                     _num(p.get("topk_agreement"), 3, reference),
-                     _num(r["mAP"] * 100 if r else None, 1), _num(r["rank1"] * 100 if r else None, 1),
-                     _num(s["device_memory_mib"], 0)])
+    for s in report.subjects:
+        p, r = s.parity, s.retrieval
+        reference = "ref" if s.label == report.reference else "-"
+        rows.append([s.label, Path(s.path).name, s.device,
+                     _num(p and p.min_cosine, 5, reference), _num(p and p.mean_cosine, 5, reference),
+                     _num(p and p.topk_agreement, 3, reference),
+                     _num(r.mAP * 100 if r else None, 1), _num(r.rank1 * 100 if r else None, 1),
+                     _num(s.device_memory_mib, 0)])
     return header, rows
 
 
-def latency_rows(report: dict) -> tuple[list[str], list[list[str]]]:
+def latency_rows(report: BenchReport) -> tuple[list[str], list[list[str]]]:
     header = ["subject", "batch", "e2e p50 ms", "p99 ms", "img/s", "x ref", "compute p50 ms",
               "img/s", "x ref"]
     rows = []
-    for s in report["subjects"]:
-        for row in s["latency"]:
-            e2e, compute = row["end_to_end"], row["compute"] or {}
-            rows.append([s["label"], str(row["batch"]), _num(e2e["p50_ms"]), _num(e2e["p99_ms"]),
-                         _num(e2e["throughput"], 1), _num(row["speedup_end_to_end"]),
-                         _num(compute.get("p50_ms")), _num(compute.get("throughput"), 1),
-                         _num(row["speedup_compute"])])
+    for s in report.subjects:
+        for row in s.latency:
+            e2e, compute = row.end_to_end, row.compute
+            rows.append([s.label, str(row.batch), _num(e2e.p50_ms), _num(e2e.p99_ms),
+                         _num(e2e.throughput, 1), _num(row.speedup_end_to_end),
+                         _num(compute and compute.p50_ms), _num(compute and compute.throughput, 1),
+                         _num(row.speedup_compute)])
     return header, rows
 
 
-def concurrent_rows(report: dict) -> tuple[list[str], list[list[str]]]:
+def concurrent_rows(report: BenchReport) -> tuple[list[str], list[list[str]]]:
     header = ["subject", "clients", "crops/call", "calls", "p50 ms", "p99 ms", "calls/s",
               "img/s", "x ref"]
     rows = []
-    loads = {s["label"]: s.get("concurrent") for s in report["subjects"]}
-    ref = loads.get(report["reference"])
+    loads = {s.label: s.concurrent for s in report.subjects}
+    ref = loads.get(report.reference)
     for label, c in loads.items():
         if c:
-            rows.append([label, str(c["clients"]), str(c["crops_per_request"]), str(c["requests"]),
-                         _num(c["p50_ms"]), _num(c["p99_ms"]), _num(c["requests_per_s"], 1),
-                         _num(c["throughput"], 1),
-                         _num(c["throughput"] / ref["throughput"] if ref else None)])
+            rows.append([label, str(c.clients), str(c.crops_per_request), str(c.requests),
+                         _num(c.p50_ms), _num(c.p99_ms), _num(c.requests_per_s, 1),
+                         _num(c.throughput, 1), _num(c.throughput / ref.throughput if ref else None)])
     return header, rows
 
 
-def tables(report: dict) -> list[tuple[str, tuple[list[str], list[list[str]]]]]:
+def tables(report: BenchReport) -> list[tuple[str, tuple[list[str], list[list[str]]]]]:
     found = [("accuracy against the reference (mAP, R-1 in %; MiB: device memory)",
               accuracy_rows(report)),
              ("latency and throughput (e2e: preprocessing + copies + compute)",
@@ -73,19 +73,19 @@ def tables(report: dict) -> list[tuple[str, tuple[list[str], list[list[str]]]]]:
     return found
 
 
-def describe(report: dict) -> str:
-    m, st = report["machine"], report["settings"]
+def describe(report: BenchReport) -> str:
+    m, st = report.machine, report.settings
     device = m.get("gpu") or f"{m['cpu']} ({m['cpu_count']} logical CPUs)"
-    text = (f"{device}; {st['runs']} timed runs per point after {st['warmup']} warm-up, in "
-            f"{st['rounds']} interleaved rounds; ratios against {report['reference']}; parity on "
-            f"{st['crops']}")
-    if "dataset" in st:
-        d = st["dataset"]
-        text += f"; retrieval on {d['kind']} ({d['queries']} queries, {d['gallery']} gallery)"
+    text = (f"{device}; {st.runs} timed runs per point after {st.warmup} warm-up, in "
+            f"{st.rounds} interleaved rounds; ratios against {report.reference}; parity on "
+            f"{st.crops}")
+    if st.dataset is not None:
+        d = st.dataset
+        text += f"; retrieval on {d.kind} ({d.queries} queries, {d.gallery} gallery)"
     return text
 
 
-def print_tables(report: dict, console, name_of: Callable[[str], str] = str) -> None:
+def print_tables(report: BenchReport, console, name_of: Callable[[str], str] = str) -> None:
     """The tables and notes on `console`; `name_of` writes the options notes name (the CLI: as
     flags)."""
     from rich import box
@@ -103,22 +103,22 @@ def print_tables(report: dict, console, name_of: Callable[[str], str] = str) -> 
         console.print(line, highlight=False)
 
 
-def notes(report: dict, name_of: Callable[[str], str] = str) -> list[str]:
+def notes(report: BenchReport, name_of: Callable[[str], str] = str) -> list[str]:
     """What a reader of the tables needs to know about single subjects."""
     lines = []
-    for s in report["subjects"]:
-        if s.get("cpu_choice"):
-            lines.append(f"{s['label']}: {s['cpu_choice']}")
-        if s["same_weights"] is False:
-            lines.append(f"note: {s['path']} was not exported from the {name_of('weights')} file "
+    for s in report.subjects:
+        if s.cpu_choice:
+            lines.append(f"{s.label}: {s.cpu_choice}")
+        if s.same_weights is False:
+            lines.append(f"note: {s.path} was not exported from the {name_of('weights')} file "
                          "(sha256 differs): its parity compares two different models")
     return lines
 
 
-def markdown(report: dict, name_of: Callable[[str], str] = str) -> str:
-    parts = [f"reid-bench {report['created']}: {describe(report)}.", ""]
-    if report.get("command"):
-        parts[:0] = [f"Command: `{report['command']}`", ""]
+def markdown(report: BenchReport, name_of: Callable[[str], str] = str) -> str:
+    parts = [f"reid-bench {report.created}: {describe(report)}.", ""]
+    if report.command:
+        parts[:0] = [f"Command: `{report.command}`", ""]
     for _, (header, rows) in tables(report):
         parts.append("| " + " | ".join(header) + " |")
         parts.append("|" + " --- |" * len(header))
@@ -140,26 +140,26 @@ def pyplot():
     return plt
 
 
-def plot_png(report: dict) -> bytes:
+def plot_png(report: BenchReport) -> bytes:
     """Latency (p50) and throughput against batch size: solid end to end, dashed compute only."""
     plt = pyplot()
-    legend_inches = 0.2 * len(report["subjects"]) + 0.35  # two columns: one row per subject
+    legend_inches = 0.2 * len(report.subjects) + 0.35  # two columns: one row per subject
     height = 3.8 + legend_inches
     fig, (lat, thr) = plt.subplots(1, 2, figsize=(11, height))
-    for i, s in enumerate(report["subjects"]):
+    for i, s in enumerate(report.subjects):
         colour = f"C{i}"
         for mode, style in zip(MODES, ("-", "--"), strict=True):
-            points = [(row["batch"], row[mode]) for row in s["latency"] if row[mode]]
+            points = [(row.batch, row.timing(mode)) for row in s.latency if row.timing(mode)]
             if not points:
                 continue
             batches = [b for b, _ in points]
-            label = f"{s['label']} ({mode.replace('_', ' ')})"
-            lat.plot(batches, [v["p50_ms"] for _, v in points], style, color=colour, marker="o",
+            label = f"{s.label} ({mode.replace('_', ' ')})"
+            lat.plot(batches, [v.p50_ms for _, v in points], style, color=colour, marker="o",
                      label=label)
-            thr.plot(batches, [v["throughput"] for _, v in points], style, color=colour, marker="o")
+            thr.plot(batches, [v.throughput for _, v in points], style, color=colour, marker="o")
     from matplotlib.ticker import NullFormatter, ScalarFormatter
 
-    batches = report["settings"]["batches"]
+    batches = report.settings.batches
     for ax, name in ((lat, "p50 latency per call (ms)"), (thr, "throughput (images/s)")):
         ax.set_xscale("log", base=2)
         ax.set_xticks(batches, [str(b) for b in batches])
@@ -169,7 +169,7 @@ def plot_png(report: dict) -> bytes:
         ax.grid(True, which="both", alpha=0.3)
     lat.set_yscale("log")
     lat.yaxis.set_major_formatter(ScalarFormatter())
-    m = report["machine"]
+    m = report.machine
     fig.legend(loc="lower center", ncol=2, fontsize=8, frameon=False)
     fig.suptitle(f"reid-bench on {m.get('gpu') or m['cpu']}: solid end to end, dashed compute only",
                  fontsize=9)
@@ -180,10 +180,10 @@ def plot_png(report: dict) -> bytes:
     return buffer.getvalue()
 
 
-def write_outputs(report: dict, json_path: Path | None = None, markdown_path: Path | None = None,
+def write_outputs(report: BenchReport, json_path: Path | None = None, markdown_path: Path | None = None,
                   plot_path: Path | None = None, name_of: Callable[[str], str] = str) -> list[Path]:
     """Writes the outputs asked for (each atomically); returns their paths."""
-    contents = {json_path: lambda: (json.dumps(report, indent=2) + "\n").encode(),
+    contents = {json_path: lambda: (json.dumps(report.to_dict(), indent=2) + "\n").encode(),
                 markdown_path: lambda: markdown(report, name_of).encode(),
                 plot_path: lambda: plot_png(report)}
     written = []

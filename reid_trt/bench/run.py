@@ -15,14 +15,15 @@ from pathlib import Path
 from reid_trt.bench.accuracy import RetrievalProtocol, load_protocol, parity, retrieval
 from reid_trt.bench.crops import bench_crops
 from reid_trt.bench.machine import machine_info
+from reid_trt.bench.results import BenchReport, BenchSettings, DatasetInfo, SubjectReport
 from reid_trt.bench.subjects import BenchConfig, Subject, companion_onnx, open_subjects
 from reid_trt.bench.timing import add_ratios, time_subjects
 from reid_trt.core.version import __version__
 from reid_trt.runtime.backends.base import Profiled
 
 # The names callers import from here: one run's entry points and what they take.
-__all__ = ["BenchConfig", "Progress", "RetrievalProtocol", "Subject", "bench_crops",
-           "companion_onnx", "measure", "open_subjects", "run_bench"]
+__all__ = ["BenchConfig", "BenchReport", "Progress", "RetrievalProtocol", "Subject",
+           "bench_crops", "companion_onnx", "measure", "open_subjects", "run_bench"]
 
 Progress = Callable[[str, int, int], None]  # (what is running, steps done, steps in all)
 
@@ -30,7 +31,7 @@ Progress = Callable[[str, int, int], None]  # (what is running, steps done, step
 def run_bench(engines: list[Path], graphs: list[Path], weights: Path | None,
               config: BenchConfig | None = None,
               progress: Progress = lambda what, done, total: None, served: list[str] = (),
-              openvino: list[Path] = ()) -> dict:
+              openvino: list[Path] = ()) -> BenchReport:
     """Opens the subjects (the PyTorch baseline first, models served by Triton last), then
     `measure`s them."""
     config = config or BenchConfig()
@@ -46,9 +47,9 @@ def run_bench(engines: list[Path], graphs: list[Path], weights: Path | None,
 
 def measure(subjects: list[Subject], config: BenchConfig,
             progress: Progress = lambda what, done, total: None,
-            protocol: RetrievalProtocol | None = None) -> dict:
+            protocol: RetrievalProtocol | None = None) -> BenchReport:
     """Times, compares and scores `subjects` (the first is the reference); returns the
-    JSON-ready report. `progress` hears of each step: the accuracy of each subject, then each
+    report. `progress` hears of each step: the accuracy of each subject, then each
     batch size."""
     crops, crops_note = bench_crops(config)
     done, total = 0, len(subjects) + len(config.batches)
@@ -62,12 +63,11 @@ def measure(subjects: list[Subject], config: BenchConfig,
     step("embedding the parity crops", 0)
     ref_embeddings = reference.embedder.embed(crops)
     for subject in subjects:
-        subject.result["parity"] = (None if subject is reference else
-                                    parity(ref_embeddings, subject.embedder.embed(crops),
-                                           config.topk))
+        subject.parity = (None if subject is reference else
+                          parity(ref_embeddings, subject.embedder.embed(crops), config.topk))
         if protocol is not None:
             step(f"retrieval accuracy: {subject.label}", 0)
-            subject.result["retrieval"] = retrieval(subject.embedder, protocol)
+            subject.retrieval = retrieval(subject.embedder, protocol)
         step(f"accuracy done: {subject.label}", 1)
     time_subjects(subjects, crops, config, step)
     add_ratios(subjects, reference)
@@ -76,36 +76,30 @@ def measure(subjects: list[Subject], config: BenchConfig,
 
         for subject in subjects:
             step(f"{config.clients} concurrent clients: {subject.label}", 0)
-            subject.result["concurrent"] = concurrent_load(
+            subject.concurrent = concurrent_load(
                 subject.embedder, crops, config.clients, config.client_requests,
                 config.client_batch)
-    report = {
-        "tool": "reid-bench", "reid_trt_version": __version__,
-        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "machine": machine_info(subjects),
-        "settings": {"batches": list(config.batches), "warmup": config.warmup,
-                     "runs": config.runs, "rounds": min(config.rounds, config.runs),
-                     "crops": crops_note,
-                     "topk": config.topk},
-        "reference": reference.label,
-        "subjects": [_subject_dict(s) for s in subjects],
-    }
+    dataset = None
     if protocol is not None:
         kind, root = config.dataset
-        report["settings"]["dataset"] = {"kind": kind, "root": str(root),
-                                         "queries": len(protocol.query),
-                                         "gallery": len(protocol.gallery),
-                                         "unreadable": protocol.unreadable}
-    return report
+        dataset = DatasetInfo(kind, str(root), len(protocol.query), len(protocol.gallery),
+                              protocol.unreadable)
+    return BenchReport(
+        tool="reid-bench", reid_trt_version=__version__,
+        created=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        machine=machine_info(subjects),
+        settings=BenchSettings(list(config.batches), config.warmup, config.runs,
+                               min(config.rounds, config.runs), crops_note, config.topk, dataset),
+        reference=reference.label, subjects=[_subject_report(s) for s in subjects])
 
 
-def _subject_dict(s: Subject) -> dict:
+def _subject_report(s: Subject) -> SubjectReport:
     e = s.embedder
     memory = e.backend.device_memory_bytes() if isinstance(e.backend, Profiled) else None
-    return {"label": s.label, "role": s.role, "backend": e.backend_name, "device": e.backend.device,
-            "cpu_choice": None if e.cpu_choice is None else f"runs on {e.cpu_choice}",
-            "path": str(s.path), "precision": e.contract.precision, "variant": e.contract.variant,
-            "input_format": e.contract.input_format, "same_weights": s.same_weights,
-            "device_memory_mib": None if memory is None else memory / 2**20,
-            "parity": s.result.get("parity"), "retrieval": s.result.get("retrieval"),
-            "latency": s.result["latency"], "concurrent": s.result.get("concurrent")}
+    return SubjectReport(
+        label=s.label, role=s.role, backend=e.backend_name, device=str(e.backend.device),
+        cpu_choice=None if e.cpu_choice is None else f"runs on {e.cpu_choice}",
+        path=str(s.path), precision=str(e.contract.precision), variant=e.contract.variant,
+        input_format=str(e.contract.input_format), same_weights=s.same_weights,
+        device_memory_mib=None if memory is None else memory / 2**20, parity=s.parity,
+        retrieval=s.retrieval, latency=s.latency, concurrent=s.concurrent)

@@ -6,7 +6,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from reid_trt.bench.results import LatencyRow, Load, Parity
 from reid_trt.core.errors import ReidTrtError, opt
+from reid_trt.core.metrics import RetrievalScores
 from reid_trt.core.options import ConfigError, batch_size, bounded, described, parse_device
 from reid_trt.runtime.embedder import Embedder
 
@@ -66,7 +68,11 @@ class Subject:
     path: Path
     embedder: Embedder
     same_weights: bool | None = None  # built from the --weights file? None: unknown
-    result: dict = field(default_factory=dict)
+    # What the run measured (run.py, timing.py).
+    parity: Parity | None = None
+    retrieval: RetrievalScores | None = None
+    latency: list[LatencyRow] = field(default_factory=list)
+    concurrent: Load | None = None
 
 
 def companion_onnx(engine: Path) -> Path | None:

@@ -4,34 +4,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import numpy as np
 
+from reid_trt.bench.results import Latency, LatencyRow
 from reid_trt.bench.subjects import BenchConfig, Subject
 from reid_trt.runtime.backends.base import Backend, Profiled
-
-
-@dataclass(frozen=True)
-class Latency:
-    """Wall-clock latency of one call over `runs` calls, and the throughput it implies."""
-
-    batch: int
-    runs: int
-    p50_ms: float
-    p90_ms: float
-    p99_ms: float
-    mean_ms: float
-
-    @property
-    def throughput(self) -> float:
-        """Images per second: batch / mean latency (total images over total time)."""
-        return self.batch / (self.mean_ms / 1000.0)
-
-    def to_dict(self) -> dict:
-        return {"batch": self.batch, "runs": self.runs, "p50_ms": self.p50_ms,
-                "p90_ms": self.p90_ms, "p99_ms": self.p99_ms, "mean_ms": self.mean_ms,
-                "throughput": self.throughput}
 
 
 def time_calls(fn: Callable[[], object], runs: int) -> list[float]:
@@ -72,11 +50,11 @@ def _batch_note(subject: Subject, batch: int) -> str | None:
 
 def time_subjects(subjects: list[Subject], crops: list[np.ndarray], config: BenchConfig,
                   progress: Callable[[str, int], None]) -> None:
-    """Fills each subject's result["latency"]: end to end and compute only, per batch size."""
+    """Fills each subject's `latency`: end to end and compute only, per batch size."""
     rounds = min(config.rounds, config.runs)
     per_round = [config.runs // rounds + (r < config.runs % rounds) for r in range(rounds)]
     for subject in subjects:
-        subject.result["latency"] = []
+        subject.latency = []
     for batch in config.batches:
         batch_crops = [crops[i % len(crops)] for i in range(batch)]
         calls, samples = {}, {}
@@ -87,7 +65,7 @@ def time_subjects(subjects: list[Subject], crops: list[np.ndarray], config: Benc
             if note is None:
                 calls[subject.label, "compute"] = compute_call(
                     embedder.backend, embedder.preprocess(batch_crops))
-            subject.result["latency"].append({"batch": batch, "note": note})
+            subject.latency.append(LatencyRow(batch, note))
         for key, fn in calls.items():
             progress(f"batch {batch}: warming up {key[0]}", 0)
             time_calls(fn, config.warmup)
@@ -100,19 +78,19 @@ def time_subjects(subjects: list[Subject], crops: list[np.ndarray], config: Benc
                 fn()
                 samples[key] += time_calls(fn, runs)
         for subject in subjects:
-            row = subject.result["latency"][-1]
+            row = subject.latency[-1]
             for mode in ("end_to_end", "compute"):
                 got = samples.get((subject.label, mode))
-                row[mode] = summarize(got, batch).to_dict() if got else None
+                setattr(row, mode, summarize(got, batch) if got else None)
         progress(f"batch {batch} done", 1)
 
 
 def add_ratios(subjects: list[Subject], reference: Subject) -> None:
     """Throughput of each subject over the reference's, per batch size and mode."""
-    ref_rows = {row["batch"]: row for row in reference.result["latency"]}
+    ref_rows = {row.batch: row for row in reference.latency}
     for subject in subjects:
-        for row in subject.result["latency"]:
+        for row in subject.latency:
             for mode in ("end_to_end", "compute"):
-                ref = ref_rows[row["batch"]].get(mode)
-                row[f"speedup_{mode}"] = (row[mode]["throughput"] / ref["throughput"]
-                                          if row[mode] and ref else None)
+                own, ref = row.timing(mode), ref_rows[row.batch].timing(mode)
+                setattr(row, f"speedup_{mode}",
+                        own.throughput / ref.throughput if own and ref else None)

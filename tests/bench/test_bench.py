@@ -48,6 +48,7 @@ def test_json_report(cli_run, weights):
     result, out = cli_run
     report = json.loads((out / "r.json").read_text())
     assert report["tool"] == "reid-bench" and report["settings"]["batches"] == [1, 4]
+    assert report["schema"] == 2
     assert report["machine"]["cpu_count"] >= 1 and report["machine"]["torch"].startswith("2.")
     labels = [s["label"] for s in report["subjects"]]
     assert labels == ["pytorch fp32", "ort fp32", "ort fp16"]
@@ -89,13 +90,13 @@ def test_retrieval_on_a_labelled_set(weights, graphs, market_like):
     config = BenchConfig(batches=(2,), runs=1, warmup=0, rounds=1, num_crops=8,
                          dataset=("market1501", market_like), max_queries=20)
     report = run_bench([], [graphs["fp32"]], weights, config)
-    torch_scores, ort_scores = (s["retrieval"] for s in report["subjects"])
-    assert report["settings"]["dataset"]["queries"] == 20
-    assert report["settings"]["dataset"]["gallery"] > 20
-    assert 0 < torch_scores["mAP"] <= 1 and torch_scores["rank1"] > 0.5
+    torch_scores, ort_scores = (s.retrieval for s in report.subjects)
+    assert report.settings.dataset.queries == 20
+    assert report.settings.dataset.gallery > 20
+    assert 0 < torch_scores.mAP <= 1 and torch_scores.rank1 > 0.5
     # Same weights in FP32: the same ranking up to float noise.
-    assert ort_scores["mAP"] == pytest.approx(torch_scores["mAP"], abs=1e-3)
-    assert ort_scores["rank1"] == torch_scores["rank1"]
+    assert ort_scores.mAP == pytest.approx(torch_scores.mAP, abs=1e-3)
+    assert ort_scores.rank1 == torch_scores.rank1
 
 
 def test_static_graph_and_first_subject_as_reference(graphs):
@@ -103,12 +104,12 @@ def test_static_graph_and_first_subject_as_reference(graphs):
     to end at batch 1 (padded), but not compute only."""
     config = BenchConfig(batches=(1, 4), runs=3, warmup=0, rounds=2, num_crops=6)
     report = run_bench([], [graphs["static4"], graphs["fp32"]], None, config)
-    static, dynamic = report["subjects"]
-    assert report["reference"] == static["label"] == "ort fp32 osnet.static4.onnx"
-    assert dynamic["parity"]["min_cosine"] > 0.99999 and dynamic["same_weights"] is None
-    one, four = static["latency"]
-    assert one["compute"] is None and one["note"] == "static batch 4"
-    assert one["end_to_end"]["runs"] == 3 and four["compute"]["runs"] == 3  # 2 + 1 in 2 rounds
+    static, dynamic = report.subjects
+    assert report.reference == static.label == "ort fp32 osnet.static4.onnx"
+    assert dynamic.parity.min_cosine > 0.99999 and dynamic.same_weights is None
+    one, four = static.latency
+    assert one.compute is None and one.note == "static batch 4"
+    assert one.end_to_end.runs == 3 and four.compute.runs == 3  # 2 + 1 in 2 rounds
 
 
 def test_companion_onnx_of_an_engine(graphs, tmp_path):

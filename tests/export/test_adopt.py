@@ -76,7 +76,7 @@ def test_every_command_takes_it(adopted, market_crops, tmp_path):
 
     report = run_bench([], [adopted], None, BenchConfig(batches=(2,), runs=2, warmup=0,
                                                         rounds=1, num_crops=4))
-    assert report["subjects"][0]["latency"][0]["end_to_end"]["runs"] == 2
+    assert report.subjects[0].latency[0].end_to_end.runs == 2
 
     write_repository(tmp_path / "repo", adopted, ServeOptions(name="osnet"))
     assert list(read_repository(tmp_path / "repo")) == ["osnet"]

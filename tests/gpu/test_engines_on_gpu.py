@@ -81,13 +81,13 @@ def test_bench_with_an_engine(engines, real_weights, shared_data, tmp_path):
     config = BenchConfig(batches=(1, 8, 64), runs=10, crops_dir=shared_data / "reid" / "mot17-mini",
                          num_crops=32)
     report = run_bench([engines["fp16"]], [], real_weights["msmt17"], config)
-    labels = [s["label"] for s in report["subjects"]]
+    labels = [s.label for s in report.subjects]
     assert labels == ["pytorch fp32", "trt fp16", "ort fp16"]  # the companion graph runs too
-    torch_gpu, trt, _ = report["subjects"]
-    assert torch_gpu["device"] == "cuda:0" and report["machine"]["gpu"]
-    assert trt["device_memory_mib"] > 0 and trt["parity"]["min_cosine"] > 0.999
-    for row in trt["latency"]:
-        assert row["compute"]["p50_ms"] <= row["end_to_end"]["p50_ms"]
-        print(f"batch {row['batch']}: engine e2e {row['end_to_end']['p50_ms']:.2f} ms "
-              f"({row['speedup_end_to_end']:.2f}x PyTorch), compute "
-              f"{row['compute']['p50_ms']:.2f} ms ({row['speedup_compute']:.2f}x)")
+    torch_gpu, trt, _ = report.subjects
+    assert torch_gpu.device == "cuda:0" and report.machine["gpu"]
+    assert trt.device_memory_mib > 0 and trt.parity.min_cosine > 0.999
+    for row in trt.latency:
+        assert row.compute.p50_ms <= row.end_to_end.p50_ms
+        print(f"batch {row.batch}: engine e2e {row.end_to_end.p50_ms:.2f} ms "
+              f"({row.speedup_end_to_end:.2f}x PyTorch), compute "
+              f"{row.compute.p50_ms:.2f} ms ({row.speedup_compute:.2f}x)")
