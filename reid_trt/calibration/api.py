@@ -16,7 +16,6 @@ float layers in FP16 (`--unquantized`).
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -38,7 +37,7 @@ from reid_trt.calibration.report import (
     write_calibration,
 )
 from reid_trt.calibration.search import SearchResult, low_tail, search
-from reid_trt.core.contract import Contract, contract_of
+from reid_trt.core.contract import Contract, Int8Record, contract_of
 from reid_trt.core.defaults import MIN_CROP_HW
 from reid_trt.core.errors import ReidTrtError, opt
 from reid_trt.core.fileio import check_output, sha256_file
@@ -398,9 +397,7 @@ def quantize(source: onnx.ModelProto, source_sha256: str, sets: CalibrationSets,
     del artifact.metadata_props[:]
     onnx.helper.set_model_props(artifact, {
         **replace(contract, precision=Precision.INT8).to_metadata(),
-        "reid_trt.calibration_method": json.dumps(method),
-        "reid_trt.unquantized_precision": json.dumps("fp32"),
-        "reid_trt.engine_unquantized": json.dumps(str(config.unquantized))})
+        **Int8Record(method, "fp32", str(config.unquantized)).to_metadata()})
     digest = calibration_hash(source_sha256, [_sample_id(s) for s in sets.calib_samples],
                               contract.to_dict())
     report = make_report(sets, score, config, choice, int8_work(graph, artifact),

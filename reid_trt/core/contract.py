@@ -131,3 +131,28 @@ class Contract:
 def contract_of(model, source: str = "model") -> Contract:
     """The contract stored in an onnx.ModelProto's metadata_props."""
     return Contract.from_metadata({p.key: p.value for p in model.metadata_props}, source)
+
+
+@dataclass(frozen=True)
+class Int8Record:
+    """What an INT8 graph records of its calibration beside its contract (metadata_props):
+    written by calibration, read by the engine build."""
+
+    calibration_method: str
+    unquantized_precision: str  # of the float layers in the graph itself
+    engine_unquantized: str  # the precision `reid-export trt` computes them in
+
+    def to_metadata(self) -> dict[str, str]:
+        return {METADATA_PREFIX + k: json.dumps(v) for k, v in asdict(self).items()}
+
+    @classmethod
+    def of(cls, model) -> Int8Record | None:
+        """The record in an onnx.ModelProto, or None (not calibrated by reid-trt, or damaged:
+        the build then takes its defaults)."""
+        meta = {p.key: p.value for p in model.metadata_props}
+        try:
+            values = {f.name: json.loads(meta[METADATA_PREFIX + f.name]) for f in fields(cls)
+                      if METADATA_PREFIX + f.name in meta}
+            return cls(**values)
+        except (ValueError, TypeError):
+            return None

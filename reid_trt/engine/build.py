@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 import tempfile
 import time
@@ -12,7 +11,7 @@ from pathlib import Path
 
 import onnx
 
-from reid_trt.core.contract import contract_of
+from reid_trt.core.contract import Int8Record, contract_of
 from reid_trt.core.errors import ReidTrtError, opt
 from reid_trt.core.fileio import atomic_path, check_output, sha256_file, write_bytes_atomic
 from reid_trt.core.manifest import ENGINE_SUFFIXES, Manifest, Profile, manifest_path
@@ -302,9 +301,10 @@ def engine_from_onnx(onnx_path: Path | str, output: Path | str | None = None,
 
 def _int8_remainder(config: BuildConfig, model, onnx_path: Path) -> Precision:
     """The precision the engine computes an INT8 graph's unquantized layers in."""
-    recorded = {p.key: p.value for p in model.metadata_props}.get("reid_trt.engine_unquantized")
-    wanted = config.unquantized or (Precision(json.loads(recorded)) if recorded in
-                                    ('"fp16"', '"fp32"') else Precision.FP16)
+    record = Int8Record.of(model)
+    recorded = record.engine_unquantized if record else None
+    wanted = config.unquantized or (Precision(recorded) if recorded in ("fp16", "fp32")
+                                    else Precision.FP16)
     if wanted == Precision.FP32 and is_fp16_qdq(model):
         raise ConfigError("unquantized", "fp32", f"{onnx_path} already computes its unquantized "
                           "layers in FP16; calibrate again to get an FP32 remainder")
