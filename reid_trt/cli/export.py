@@ -30,6 +30,7 @@ from reid_trt.core.fileio import check_output
 from reid_trt.core.options import InputFormat
 from reid_trt.engine.build import BuildConfig
 from reid_trt.export.api import ExportConfig
+from reid_trt.serving.config import ServeOptions
 
 if TYPE_CHECKING:
     from reid_trt.calibration.report import CalibrationResult
@@ -47,6 +48,8 @@ BUILD = Group("config", BuildConfig, (
     "hardware_compatibility", "unquantized"))
 CALIBRATION = Group("calibration", CalibrationConfig, (
     "dataset", "size", "method", "augment", "equalize", "budget.max_map_drop", "unquantized"))
+SERVE = Group("options", ServeOptions, (
+    "name", "kind", "max_batch", "instances", "max_queue_delay_us"), text=("kind",))
 CalibData = Annotated[Path | None, typer.Option(help="Dataset root or folder of crops to calibrate "
                                                  "INT8 on.")]
 
@@ -322,35 +325,25 @@ def deepstream_cmd(
 
 @app.command("triton")
 @fails_cleanly
+@takes(SERVE)
 def triton_cmd(
     repo: Annotated[Path, typer.Option("--repo", help="Model repository folder (created if "
                                        "missing; its parent must exist).", show_default=False)],
     engine: Annotated[Path | None, typer.Option("--engine", help="Engine (.plan with its "
                                                 "manifest) to serve.")] = None,
     onnx_path: graph_option("Or a graph from reid-export onnx/calibrate.") = None,
-    name: Annotated[str, typer.Option(help="Model name: the folder in the repository.")] = "osnet",
-    kind: Annotated[str | None, typer.Option(help="plan|onnx|python: Triton's TensorRT or ONNX "
-                                             "Runtime backend, or its Python backend running "
-                                             "reid-trt's Embedder [plan for an engine, onnx for "
-                                             "a graph].", show_default=False)] = None,
-    max_batch: Annotated[int | None, typer.Option(help="max_batch_size [the engine profile's "
-                                                  "maximum; 64 for a graph].",
-                                                  show_default=False)] = None,
-    instances: Annotated[int, typer.Option(help="Model instances (per GPU for engines).")] = 1,
-    max_queue_delay_us: Annotated[int, typer.Option(
-        help="Microseconds Triton may hold a request to batch it with others.")] = 1000,
+    *,
+    options: ServeOptions,  # the options of SERVE, built by @takes
 ):
     """Write a Triton Inference Server model repository for an engine or a graph: config.pbtxt
     (checked with Triton's schema against the model) and the model file, written whole or not at
     all. Serve it with reid-serve, or unchanged in NVIDIA's Triton container."""
-    from reid_trt.serving.config import ServeOptions, parse_config
+    from reid_trt.serving.config import parse_config
     from reid_trt.serving.repository import write_repository
 
     if (engine is None) == (onnx_path is None):
         raise ReidTrtError("pass one of --engine MODEL.plan or --onnx MODEL.onnx")
     model = engine or onnx_path
-    options = ServeOptions(name=name, kind=kind, max_batch=max_batch, instances=instances,
-                           max_queue_delay_us=max_queue_delay_us)
     folder = write_repository(repo, model, options)
     config = parse_config((folder / "config.pbtxt").read_text())
     console.print(f"[green]wrote[/] {folder}/config.pbtxt: {config.platform or config.backend}, "

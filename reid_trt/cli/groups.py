@@ -26,11 +26,13 @@ from reid_trt.core.errors import render
 class Group:
     """`fields`: the offered fields, in the order --help lists them; a nested config's field is
     dotted (budget.max_map_drop). A value left at None on the command line means the config's
-    own default."""
+    own default. `text`: choices taken as plain text, so that the config refuses a wrong one
+    with its own message (the choices, and what each is for) rather than Click's."""
 
     name: str  # the keyword the command receives the built config by
     config: type
     fields: tuple[str, ...]
+    text: tuple[str, ...] = ()
 
     def options(self) -> list[tuple[str, dataclasses.Field, Any]]:
         """(parameter name, field, type) for each offered field."""
@@ -49,6 +51,8 @@ class Group:
             default, kind, flag = _default_of(field), hint, flag_of(name)
             if hint is bool:
                 flag = f"{flag}/--no-{flag.removeprefix('--')}"
+            if name in self.text:
+                kind = str | None
             if typing.get_origin(hint) is tuple:  # a repeatable option
                 kind, default = list[typing.get_args(hint)[0]] | None, None
             elif default is None and type(None) not in typing.get_args(hint):

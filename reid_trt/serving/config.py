@@ -22,6 +22,7 @@ from reid_trt.core.options import (
     Precision,
     bounded,
     coerce_choices,
+    described,
 )
 
 # ONNX element types and TensorRT DataType names -> Triton's data types.
@@ -88,11 +89,15 @@ class ModelSpec:
 class ServeOptions:
     """How a model is served; checked on construction."""
 
-    name: str = "osnet"
-    kind: Kind | None = None  # None: plan for an engine, onnx for a graph
-    max_batch: int | None = None  # None: the model's own maximum
-    instances: int = 1
-    max_queue_delay_us: int = 1000  # how long Triton may hold a request to batch it with others
+    name: str = described("osnet", "Model name: the folder in the repository.")
+    kind: Kind | None = described(  # None: plan for an engine, onnx for a graph
+        None, "plan|onnx|python: Triton's TensorRT or ONNX Runtime backend, or its Python "
+        "backend running reid-trt's Embedder [plan for an engine, onnx for a graph].")
+    max_batch: int | None = described(  # None: the model's own maximum
+        None, "max_batch_size [the engine profile's maximum; 64 for a graph].")
+    instances: int = described(1, "Model instances (per GPU for engines).")
+    max_queue_delay_us: int = described(
+        1000, "Microseconds Triton may hold a request to batch it with others.")
 
     def __post_init__(self):
         coerce_choices(self, optional=("kind",), kind=Kind)
