@@ -73,7 +73,7 @@ def _quiet(logger_name: str):
 # the same checkpoint again (fp32 then fp16, `onnx` then `trt -w`, the demo's three graphs) reuses
 # the trace, which is 90% of an export's time. Bounded: a trace of osnet_x1_0 is about 9 MB.
 _TRACES: OrderedDict[tuple, bytes] = OrderedDict()
-KEEP_TRACES = 4
+KEEP_TRACES = 8
 
 
 def trace_key(contract: Contract, batch: int | None, opset: int) -> tuple | None:
