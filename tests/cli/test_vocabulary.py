@@ -108,3 +108,30 @@ def test_a_field_is_worded_by_the_command_that_ran():
     error = ReidTrtError(f"{opt('dataset')} market1501 /x: no query/gallery split")
     assert str(error).startswith("dataset market1501")
     assert error.worded(lambda f: {"dataset": "--dataset"}[f]).startswith("--dataset market1501")
+
+
+def _options(app, name: str) -> dict[str, object]:
+    command = typer.main.get_command(app)
+    command = command.commands[name] if hasattr(command, "commands") else command
+    return {o: p for p in command.params for o in p.opts}
+
+
+def test_an_option_group_is_one_declaration_shared_by_its_commands():
+    """trt and calibrate take the calibration options from CalibrationConfig's fields: the same
+    flags, help and defaults in both, as the config declares them."""
+    import dataclasses
+
+    from reid_trt.calibration.api import CalibrationConfig
+    from reid_trt.cli.common import flag_namer
+
+    flag_of = flag_namer()
+    trt, calibrate = _options(export.app, "trt"), _options(export.app, "calibrate")
+    declared = {f.name: f for f in dataclasses.fields(CalibrationConfig) if f.metadata.get("help")}
+    assert {"dataset", "size", "method", "augment", "equalize"} <= set(declared)
+    for name, field in declared.items():
+        flag = flag_of(name)
+        if name == "unquantized":  # one flag for two fields: trt shows the build's (None: the
+            continue  # graph's record), calibrate the calibration's (fp16)
+        assert trt[flag].help == calibrate[flag].help == field.metadata["help"], flag
+        assert trt[flag].default == calibrate[flag].default, flag
+    assert trt["--max-map-drop"].default == calibrate["--max-map-drop"].default == 0.5
