@@ -47,8 +47,8 @@ demo: $(VENV)/.installed
 test: $(VENV)/.consumers $(TORCHREID_SDIST)
 	$(BIN)/python -m pytest -p no:cacheprovider
 
-# The quick loop while changing code: lint, then every test not marked slow (about 1.5 minutes on
-# 2 cores). `make test` (CI) runs everything.
+# The quick loop while changing code: lint, then every test not marked slow (under a minute on 2
+# cores). `make test` (CI) runs everything.
 check: $(VENV)/.consumers $(TORCHREID_SDIST)
 	$(BIN)/ruff check reid_trt tests benchmarks
 	$(BIN)/python -m pytest -p no:cacheprovider -q -m "not slow"
