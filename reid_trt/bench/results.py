@@ -3,10 +3,10 @@ only at the file (`BenchReport.to_dict`, the layout `reid-bench --json` writes).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields, is_dataclass
-from pathlib import Path
+from dataclasses import dataclass, field
 
 from reid_trt.core.metrics import RetrievalScores
+from reid_trt.core.records import fields_jsonable
 
 # The --json layout: 2 added "schema" and typed every part (the keys stayed).
 BENCH_SCHEMA = 2
@@ -29,7 +29,7 @@ class Latency:
         return self.batch / (self.mean_ms / 1000.0)
 
     def to_dict(self) -> dict:
-        return {**_fields(self), "throughput": self.throughput}
+        return {**fields_jsonable(self), "throughput": self.throughput}
 
 
 @dataclass
@@ -128,25 +128,10 @@ class BenchReport:
         return next(s for s in self.subjects if s.label == label)
 
     def to_dict(self) -> dict:
-        data = _fields(self)
+        data = fields_jsonable(self)
         settings = data["settings"]
         if settings["dataset"] is None:
             del settings["dataset"]
         if data["command"] is None:
             del data["command"]
         return {"schema": BENCH_SCHEMA, **data, **data.pop("extra")}
-
-
-def _fields(value) -> dict:
-    return {f.name: _plain(getattr(value, f.name)) for f in fields(value)}
-
-
-def _plain(value):
-    """Dataclasses as dicts (their own to_dict where they have one), paths as strings."""
-    if is_dataclass(value):
-        return value.to_dict() if hasattr(value, "to_dict") else _fields(value)
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    return str(value) if isinstance(value, Path) else value

@@ -4,7 +4,7 @@ written with it."""
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field, fields, is_dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import onnx
@@ -13,6 +13,7 @@ from reid_trt.calibration.placement import Int8Work
 from reid_trt.calibration.quantize import Budget, Figures
 from reid_trt.core.fileio import atomic_path, sha256_file
 from reid_trt.core.metrics import RetrievalScores
+from reid_trt.core.records import fields_jsonable
 
 # The report file's layout: 2 added "schema" and typed every section (the keys stayed).
 REPORT_SCHEMA = 2
@@ -93,19 +94,7 @@ class CalibrationReport:
 
     def to_dict(self) -> dict:
         """The report as model.int8.calib.json holds it."""
-        return {"schema": REPORT_SCHEMA, **_jsonable(self)}
-
-
-def _jsonable(value):
-    if hasattr(value, "to_dict") and not isinstance(value, CalibrationReport):
-        return value.to_dict()
-    if is_dataclass(value):
-        return {f.name: _jsonable(getattr(value, f.name)) for f in fields(value)}
-    if isinstance(value, dict):
-        return {k: _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    return value
+        return {"schema": REPORT_SCHEMA, **fields_jsonable(self)}
 
 
 @dataclass

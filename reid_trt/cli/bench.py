@@ -25,6 +25,7 @@ def parse_batches(text: str) -> tuple[int, ...]:
 
 
 BENCH_FLAGS = {"dataset": "--dataset"}  # calibration's dataset option is --calib-dataset
+flag_of = flag_namer(BENCH_FLAGS)
 
 
 # The options of BenchConfig that map one to one (groups.py); the rest are parsed here.
@@ -35,7 +36,7 @@ BENCH = Group("config", BenchConfig, ("runs", "warmup", "rounds", "device", "num
 
 @app.command()
 @fails_cleanly(flags=BENCH_FLAGS)
-@takes(BENCH, flag_of=flag_namer(BENCH_FLAGS))
+@takes(BENCH, flag_of=flag_of)
 def bench(
     engine: Annotated[list[Path] | None, typer.Option(
         help="TensorRT engine (.plan with its manifest); repeatable.")] = None,
@@ -107,7 +108,6 @@ def bench(
                            lambda what, done, total: progress.update(task, description=what,
                                                                       completed=done, total=total),
                            served=triton or [], openvino=openvino or [])
-    flag_of = flag_namer(BENCH_FLAGS)
     print_tables(report, console, flag_of)
     for path in write_outputs(report, json_path, markdown_path, plot_path, flag_of):
         console.print(f"[green]wrote[/] {path}")

@@ -19,6 +19,7 @@ from typing import Annotated, Any
 
 import typer
 
+from reid_trt.cli.common import flag_namer
 from reid_trt.core.errors import render
 
 
@@ -91,13 +92,13 @@ def _default_of(field: dataclasses.Field):
     return None if field.default is dataclasses.MISSING else field.default
 
 
-def takes(*groups: Group, flag_of=None):
-    """Adds each group's options to a command and hands it the built configs, by group name. An
-    option two groups share (a field of the same name) is one flag that feeds both."""
-    if flag_of is None:
-        from reid_trt.cli.common import flag_namer
+COMMON_FLAGS = flag_namer()
 
-        flag_of = flag_namer()
+
+def takes(*groups: Group, flag_of=COMMON_FLAGS):
+    """Adds each group's options to a command and hands it the built configs, by group name. An
+    option two groups share (a field of the same name) is one flag that feeds both. `flag_of`:
+    the command's field -> flag namer, where it overrides the common table."""
 
     def decorate(fn):
         signature = inspect.signature(fn, eval_str=True)  # the Annotated options, resolved

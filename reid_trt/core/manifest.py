@@ -6,11 +6,12 @@ The engine file itself stays raw, so trtexec, Triton and DeepStream load it as u
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from reid_trt.core.contract import Contract
 from reid_trt.core.errors import ReidTrtError
+from reid_trt.core.records import fields_jsonable
 
 MANIFEST_FORMAT = "reid-trt-engine/1"
 ENGINE_SUFFIXES = (".plan", ".engine", ".trt")
@@ -64,8 +65,7 @@ class Manifest:
 
     def to_dict(self) -> dict:
         """The manifest as model.plan.json holds it."""
-        return {**{f.name: getattr(self, f.name) for f in fields(self)},
-                "profile": asdict(self.profile), "contract": self.contract.to_dict()}
+        return fields_jsonable(self)
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2) + "\n"

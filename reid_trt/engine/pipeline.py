@@ -11,6 +11,7 @@ built, so a failure at any step leaves nothing behind.
 
 from __future__ import annotations
 
+import functools
 import os
 import tempfile
 import time
@@ -89,6 +90,11 @@ class Pipeline:
     def source(self) -> Path:
         return self.onnx_path or self.weights
 
+    @functools.cached_property
+    def graph(self) -> onnx.ModelProto:
+        """The `onnx_path` graph, read once however many steps look at it."""
+        return load_onnx(self.onnx_path)
+
     @property
     def inputs(self) -> list[Path]:
         """Files the pipeline reads: no output may overwrite one."""
@@ -102,7 +108,8 @@ class Pipeline:
         from reid_trt.calibration.api import check_calibration_output
 
         if self.calibration is None:
-            raise ConfigError("calib_data", None, "calibration needs a CalibrationConfig")
+            raise ReidTrtError("Pipeline.calibrate needs calibration=CalibrationConfig(...) (and "
+                               "calib_data)")
         started = time.perf_counter()
         output = check_calibration_output(Path(output) if output else
                                           default_int8_path(self.source), self.inputs)
@@ -138,7 +145,7 @@ class Pipeline:
         sets = self._calibration_sets() if int8 else None
         if staged_graph is None:
             if config.precision == Precision.FP16 and \
-                    graph_precision(load_onnx(self.onnx_path)) == Precision.FP32:
+                    graph_precision(self.graph) == Precision.FP32:
                 return self._fp16_engine(engine, config)
             return EnginePipelineResult(engine_from_onnx(self.onnx_path, engine, config))
 
@@ -171,7 +178,7 @@ class Pipeline:
         from reid_trt.calibration.api import check_source, load_sets
 
         if self.onnx_path is not None:
-            check_source(load_onnx(self.onnx_path), str(self.onnx_path))
+            check_source(self.graph, str(self.onnx_path))
         else:
             from reid_trt.models.checkpoint import load_model
 
@@ -189,7 +196,7 @@ class Pipeline:
     def _fp32_source(self) -> tuple[onnx.ModelProto, str]:
         if self.onnx_path is not None:
             self.progress("reading the graph")
-            return load_onnx(self.onnx_path), sha256_file(self.onnx_path)
+            return self.graph, sha256_file(self.onnx_path)
         with tempfile.TemporaryDirectory() as tmp:
             exported = self._exported(Path(tmp) / "fp32.onnx", "fp32")
             return onnx.load(str(exported.path)), sha256_file(exported.path)

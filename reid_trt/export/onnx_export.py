@@ -67,8 +67,6 @@ def _quiet(logger_name: str):
         logger.setLevel(level)
 
 
-
-
 # Torch exports kept in this process, keyed by everything that shapes the traced graph: exporting
 # the same checkpoint again (fp32 then fp16, `onnx` then `trt -w`, the demo's three graphs) reuses
 # the trace, which is 90% of an export's time. Bounded: a trace of osnet_x1_0 is about 9 MB.
