@@ -85,7 +85,7 @@ def run_demo(output_dir: Path, variant: str, console: Console) -> list:
 def bench_demo(weights: Path, graph: Path, engine: Path, output_dir: Path, console: Console):
     from reid_trt.bench.report import print_tables, write_outputs
     from reid_trt.bench.run import BenchConfig, run_bench
-    from reid_trt.runtime.embedder import cuda_present
+    from reid_trt.core.machine import cuda_present
 
     engines = [engine] if engine.is_file() and cuda_present() else []
     report = run_bench(engines, [graph], weights, BenchConfig(batches=(1, 8), runs=6, warmup=1,

@@ -1,4 +1,4 @@
-"""What machine this is, as benchmarks and the CPU backend choice name it."""
+"""What machine this is, as benchmarks, the CPU backend choice and the engine build see it."""
 
 from __future__ import annotations
 
@@ -23,3 +23,25 @@ def cpu_count() -> int:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # macOS, Windows
         return os.cpu_count() or 1
+
+
+def cuda_present() -> bool:
+    """Whether a CUDA device answers (through cuda-python; False without it or a driver)."""
+    try:
+        from cuda.bindings import runtime as cudart
+
+        err, count = cudart.cudaGetDeviceCount()
+        return int(err) == 0 and count > 0
+    except Exception:  # no cuda-python or no driver: the CPU it is
+        return False
+
+
+def cuda_compute_capability(index: int = 0) -> tuple[int, int] | None:
+    """(major, minor) of CUDA device `index`, or None where none answers."""
+    try:
+        from cuda.bindings import runtime as cudart
+
+        err, props = cudart.cudaGetDeviceProperties(index)
+        return (int(props.major), int(props.minor)) if int(err) == 0 else None
+    except Exception:
+        return None

@@ -8,6 +8,7 @@ and in what they have dropped (weak typing in 11, timing caches and plugins in R
 from __future__ import annotations
 
 import importlib
+import re
 from dataclasses import dataclass
 from types import ModuleType
 
@@ -52,6 +53,18 @@ class Trt:
     @property
     def has_instancenorm_plugin(self) -> bool:
         return not self.is_rtx  # RTX ships no plugin library
+
+    @property
+    def rtx_targets(self) -> list[tuple[int, int]]:
+        """The compute capabilities TensorRT-RTX builds for (its ComputeCapability names)."""
+        names = [n for n in dir(self.module.ComputeCapability) if re.fullmatch(r"SM\d+", n)]
+        return sorted((int(n[2:-1]), int(n[-1])) for n in names)
+
+    def runs_on(self, cc: tuple[int, int]) -> bool:
+        """Whether this TensorRT runs engines on a GPU of compute capability `cc`. Full TensorRT
+        builds on and for the GPU at hand. TensorRT-RTX runs on its targets and newer GPUs, and
+        not between them: not on Hopper (sm90, seen on an H200) nor Jetson Orin (sm87)."""
+        return not self.is_rtx or tuple(cc) in self.rtx_targets or tuple(cc) > self.rtx_targets[-1]
 
     def strongly_typed_flags(self) -> int:
         return 1 << int(self.module.NetworkDefinitionCreationFlag.STRONGLY_TYPED)

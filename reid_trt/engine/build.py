@@ -14,6 +14,7 @@ import onnx
 from reid_trt.core.contract import Int8Record, contract_of
 from reid_trt.core.errors import ReidTrtError, opt
 from reid_trt.core.fileio import atomic_path, check_output, sha256_file, write_bytes_atomic
+from reid_trt.core.machine import cuda_compute_capability
 from reid_trt.core.manifest import ENGINE_SUFFIXES, Manifest, Profile, manifest_path
 from reid_trt.core.onnxio import graph_precision, is_fp16_qdq, load_onnx
 from reid_trt.core.options import (
@@ -53,7 +54,8 @@ class BuildConfig:
     trt: TrtFlavour = described(TrtFlavour.AUTO, "auto: full TensorRT first, else TensorRT-RTX.")
     instancenorm: InstanceNormPath = described(InstanceNormPath.NATIVE, "InstanceNorm layer.")
     compute_capabilities: tuple[str, ...] = described(
-        (), "TensorRT-RTX target, repeatable (e.g. sm75 for Turing).")
+        (), "TensorRT-RTX target, repeatable (e.g. sm75 for Turing; current: the GPU building "
+        "it, e.g. Hopper, which the named targets leave out).")
     hardware_compatibility: HardwareCompatibility | None = described(
         None, "Full TensorRT: ampere_plus for one engine across Ampere and later.")
     # INT8 graphs: precision of their unquantized layers in the engine (None: what calibration
@@ -81,8 +83,9 @@ class BuildConfig:
             bounded(self.dla_core, "dla_core", 0, MAX_DLA_CORES - 1, "Jetson DLA cores")
         set_(self, "compute_capabilities", tuple(self.compute_capabilities))
         for cc in self.compute_capabilities:
-            if not re.fullmatch(r"sm\d{2,3}", str(cc).lower()):
-                raise ConfigError("compute_capabilities", cc, "write targets as smXX, e.g. sm86")
+            if not re.fullmatch(r"sm\d{2,3}|current", str(cc).lower()):
+                raise ConfigError("compute_capabilities", cc, "write targets as smXX, e.g. sm86, "
+                                  "or current for the GPU building the engine")
         if self.timing_cache is not None and Path(self.timing_cache).is_dir():
             raise ConfigError("timing_cache", str(self.timing_cache), "is a directory; pass a "
                               "file path")
@@ -249,11 +252,22 @@ def preflight(config: BuildConfig) -> Trt:
                           "are TensorRT-RTX targets; full TensorRT builds for the GPU it runs on "
                           "(or hardware_compatibility ampere_plus)")
     if trt.is_rtx:
-        known = [c.lower() for c in dir(m.ComputeCapability) if c.startswith("SM")]
+        known = [c.lower() for c in dir(m.ComputeCapability) if c.startswith("SM")] + ["current"]
         for cc in config.compute_capabilities:
             if cc.lower() not in known:
                 raise ConfigError("compute_capabilities", cc, f"{trt.label} knows "
                                   f"{', '.join(known)}")
+        if "current" in config.compute_capabilities:
+            cc = cuda_compute_capability()
+            if cc is None:
+                raise ConfigError("compute_capabilities", "current", "needs a GPU at build time "
+                                  "and none answers here; name the targets instead (e.g. sm86)")
+            if not trt.runs_on(cc):
+                # TensorRT-RTX builds such an engine, and then cannot load it.
+                raise ConfigError("compute_capabilities", "current", f"this GPU is sm{cc[0]}"
+                                  f"{cc[1]}, which {trt.label} does not run on; here build with "
+                                  "full TensorRT 10+ (trt='tensorrt'), or name the targets of "
+                                  "the GPUs that will run the engine")
     return trt
 
 

@@ -12,6 +12,7 @@ from reid_trt.core import defaults
 from reid_trt.core.batching import clip_boxes, pad_batch
 from reid_trt.core.contract import Contract
 from reid_trt.core.errors import ReidTrtError
+from reid_trt.core.machine import cuda_present
 from reid_trt.core.manifest import ENGINE_SUFFIXES
 from reid_trt.core.options import (
     BackendName,
@@ -28,16 +29,6 @@ if TYPE_CHECKING:
     from reid_trt.runtime.cpu_choice import CpuChoice
 
 TORCH_SUFFIXES = (".pth", ".pt", ".tar")
-
-
-def cuda_present() -> bool:
-    try:
-        from cuda.bindings import runtime as cudart
-
-        err, count = cudart.cudaGetDeviceCount()
-        return int(err) == 0 and count > 0
-    except Exception:  # no cuda-python or no driver: the CPU it is
-        return False
 
 
 def default_device() -> Device:

@@ -11,6 +11,7 @@ import pytest
 
 from reid_trt.core.contract import contract_of
 from reid_trt.core.errors import ReidTrtError
+from reid_trt.core.machine import cuda_present
 from reid_trt.core.manifest import Profile, manifest_path, read_manifest
 from reid_trt.core.trt_compat import load_trt
 from reid_trt.engine.build import BuildConfig, engine_from_onnx, resolve_profile
@@ -80,6 +81,8 @@ def test_uint8_normalised_static_graph(real_weights, tmp_path):
     ({"instancenorm": "fast"}, "instancenorm='fast': choose one of native, plugin"),
     ({"opt_level": 9}, "opt_level=9: must be between 0 and 5"),
     ({"compute_capabilities": ("sm90",)}, "compute_capabilities='sm90': TensorRT-RTX"),
+    pytest.param({"compute_capabilities": ("current",)}, "'current': needs a GPU at build time",
+                 marks=pytest.mark.skipif(cuda_present(), reason="a GPU answers here")),
     ({"hardware_compatibility": "ampere_plus"}, "is for full TensorRT"),
     ({"trt": "tensorrt"}, "pip install tensorrt"),
     ({"trt": "onnxruntime"}, "trt='onnxruntime': choose one of auto, tensorrt, rtx"),

@@ -200,7 +200,7 @@ def test_engine_on_cpu_points_to_the_onnx(engine):
 
 
 def test_engine_without_a_gpu_says_so(engine):
-    from reid_trt.runtime.embedder import cuda_present
+    from reid_trt.core.machine import cuda_present
 
     if cuda_present():
         pytest.skip("this machine has a GPU")  # CI machines never do
@@ -220,8 +220,12 @@ def test_engine_checks_before_any_gpu_work(engine, tmp_path):
     with pytest.raises(ReidTrtError, match="built by tensorrt.*runs TensorRT-RTX"):
         check_engine(engine, other, trt)
     other = type(manifest)(**{**manifest.__dict__, "targets": "sm75"})
-    with pytest.raises(ReidTrtError, match="targets sm75, but this GPU is sm90"):
-        check_engine(engine, other, trt, (9, 0))
+    with pytest.raises(ReidTrtError, match="targets sm75, but this GPU is sm89"):
+        check_engine(engine, other, trt, (8, 9))
+    # TensorRT-RTX does not run on Hopper at all (an H200 refused even an engine built on it).
+    with pytest.raises(ReidTrtError, match=r"TensorRT-RTX \S+ does not run on this GPU \(sm90\); "
+                       r"it runs on sm75, .*, sm121 and later GPUs.*full TensorRT 10\+"):
+        check_engine(engine, manifest, trt, (9, 0))
 
     tampered = tmp_path / "x025.plan"
     tampered.write_bytes(engine.read_bytes()[:-10])

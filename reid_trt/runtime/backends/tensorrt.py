@@ -30,6 +30,10 @@ def _rebuild(path: Path) -> str:
             "(the .onnx it was built from)")
 
 
+def rtx_targets(trt: Trt) -> str:
+    return ", ".join(f"sm{a}{b}" for a, b in trt.rtx_targets) + " and later GPUs"
+
+
 def check_engine(path: Path, manifest: Manifest, trt: Trt,
                  device_cc: tuple[int, int] | None = None) -> None:
     """Refuses an engine that this machine's TensorRT or GPU cannot run, before loading it."""
@@ -48,6 +52,11 @@ def check_engine(path: Path, manifest: Manifest, trt: Trt,
         raise ReidTrtError(f"{path} was built by TensorRT {manifest.trt_version}, this machine "
                            f"has {trt.version}; engines do not move between versions: "
                            f"{_rebuild(path)}")
+    if device_cc is not None and not trt.runs_on(device_cc):
+        raise ReidTrtError(f"{path}: {trt.label} does not run on this GPU (sm{device_cc[0]}"
+                           f"{device_cc[1]}); it runs on {rtx_targets(trt)}. On this GPU build "
+                           "the engine with full TensorRT 10+ (reid-export trt --trt tensorrt "
+                           "--onnx MODEL.onnx), or run the .onnx with ONNX Runtime")
     explicit = re.findall(r"sm(\d+)", manifest.targets)
     if device_cc is not None and explicit:
         sm = f"{device_cc[0]}{device_cc[1]}"
