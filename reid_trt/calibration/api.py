@@ -36,7 +36,7 @@ from reid_trt.calibration.report import (
     report_path_for,
     write_calibration,
 )
-from reid_trt.calibration.search import SearchResult, low_tail, search
+from reid_trt.calibration.search import SearchResult, low_tail, low_tail_count, search
 from reid_trt.core.contract import Contract, Int8Record, contract_of
 from reid_trt.core.defaults import MIN_CROP_HW
 from reid_trt.core.errors import ReidTrtError, opt
@@ -241,13 +241,14 @@ class Scorer:
             self.groups = {("query and gallery (unseen)" if k.startswith("camera") else k): v
                            for k, v in self.groups.items()}
         self.x = graph_input(protocol.with_shifts(sets.judged_crops), contract)
-        self.reference = run_chunked(ort_session(source, source="the source graph"), self.name,
+        self.reference = run_chunked(ort_session(source, source="the source graph", spin=False), self.name,
                                      self.x)
         self.fp32_retrieval = self._map(self.reference) if sets.n_query else None
         self.quick_rows = np.flatnonzero(np.arange(len(self.x)) % self.n < QUICK_CROPS)
         at = {int(row): k for k, row in enumerate(self.quick_rows)}
         self.quick_groups = {name: [at[i] for i in idx if i in at]
                              for name, idx in self.groups.items()}
+        self.last_worst = ""  # the worst domain of the latest scoring: scored first next time
 
     def _map(self, embeddings: np.ndarray):
         n, samples = self.sets.n_query, self.sets.judged_samples
@@ -267,16 +268,61 @@ class Scorer:
                          neighbour_agreement(self.reference[:self.n], got[:self.n], k=5),
                          low_tail(cos), drop, worst, figure["mean_cosine"], figures)
 
-    def __call__(self, model: onnx.ModelProto) -> Agreement:
-        return self.agreement(run_chunked(ort_session(model), self.name, self.x))
+    def __call__(self, model: onnx.ModelProto, budget: Budget | None = None) -> Agreement:
+        """Agreement on every judged row. With `budget`, a candidate that fails it is usually
+        known to fail long before its last row: the rows of the domain that was worst last time
+        go first, and the scoring stops once the rows so far prove the budget cannot hold (a
+        whole domain's mean below it, the worst 1% so far below it: more rows only lower
+        that). Each chunk of rows is the one a full scoring runs, so the rows computed are the
+        same bits and a candidate that holds gets the same figures."""
+        session = ort_session(model, spin=False)
+        if budget is None:
+            return self._remember(self.agreement(run_chunked(session, self.name, self.x)))
+        got = np.zeros_like(self.reference)
+        done = np.zeros(len(self.x), dtype=bool)
+        for rows in self._chunks_worst_first():
+            got[rows] = session.run(None, {self.name: self.x[rows]})[0]
+            done[rows] = True
+            if not done.all():
+                partial = self._partial(got, done)
+                if not budget.holds(partial):
+                    return self._remember(partial)
+        return self._remember(self.agreement(got))
+
+    def _chunks_worst_first(self) -> list[slice]:
+        chunks = [slice(i, min(i + RUN_CHUNK, len(self.x))) for i in range(0, len(self.x),
+                                                                          RUN_CHUNK)]
+        first = set(self.groups.get(self.last_worst, []))
+        return sorted(chunks, key=lambda c: not first & set(range(c.start, c.stop)))
+
+    def _partial(self, got: np.ndarray, done: np.ndarray) -> Agreement:
+        """Figures that are known from the rows done, the others at their best: the budget
+        fails on these only if it must fail on every row."""
+        cos = np.ones(len(self.x))
+        cos[done] = cosine_rows(got[done], self.reference[done])
+        complete = {k: v for k, v in self.groups.items() if done[v].all()}
+        figures = protocol.domain_figures(cos, complete)
+        worst, figure = protocol.worst_domain(figures) if figures else ("", {"mean_cosine": 1.0})
+        k = low_tail_count(len(self.x))
+        low = low_tail(cos[done], rows=len(self.x)) if done.sum() >= k else 1.0
+        base = done[:self.n].all()
+        topk = neighbour_agreement(self.reference[:self.n], got[:self.n], k=5) if base else 1.0
+        drop = 100.0 * (self.fp32_retrieval.mAP - self._map(got).mAP) \
+            if base and self.fp32_retrieval is not None else None
+        return Agreement(float(cos[done].mean()), float(cos[done].min()), topk, low, drop,
+                         worst, figure["mean_cosine"], figures, rows_scored=int(done.sum()))
+
+    def _remember(self, agreement: Agreement) -> Agreement:
+        self.last_worst = agreement.worst_domain or self.last_worst
+        return agreement
 
     def quick(self, model: onnx.ModelProto) -> Agreement:
         rows = self.quick_rows
-        got = run_chunked(ort_session(model), self.name, self.x[rows])
+        got = run_chunked(ort_session(model, spin=False), self.name, self.x[rows])
         cos = cosine_rows(got, self.reference[rows])
         worst, figure = protocol.worst_domain(protocol.domain_figures(cos, self.quick_groups))
-        return Agreement(float(cos.mean()), float(cos.min()), 1.0, low_tail(cos), None, worst,
-                         figure["mean_cosine"])
+        return self._remember(Agreement(float(cos.mean()), float(cos.min()), 1.0, low_tail(cos),
+                                        None, worst, figure["mean_cosine"]))
 
     def plain(self, model: onnx.ModelProto) -> Agreement:
         """The graph as written, in an ONNX Runtime session with default options: what any
@@ -292,7 +338,7 @@ def _equalized(source: onnx.ModelProto, batches: list[np.ndarray], score: Scorer
     (it never should: the check guards the pass, not the data)."""
     graph, pairs = equalize(source, batches)
     reference = score.reference[:score.n]
-    session = ort_session(graph, source="the equalised graph")
+    session = ort_session(graph, source="the equalised graph", spin=False)
     got = run_chunked(session, score.name, score.x[:score.n])
     worst = float(cosine_rows(got, reference).min())
     used = worst >= EQUALIZED_MIN_COSINE

@@ -137,6 +137,9 @@ class Agreement(Figures):
     """The figures, and per domain (held-out camera, shift) those of its subset of crops."""
 
     domains: dict[str, dict] = field(default_factory=dict)
+    # Rows scored when the scoring stopped early, having proved that the budget cannot hold
+    # (Scorer.__call__); None: every judged row. Figures not yet known are then optimistic.
+    rows_scored: int | None = None
 
     @property
     def figures(self) -> Figures:

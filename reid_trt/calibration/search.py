@@ -11,6 +11,10 @@ decided on statistics that tiny numerical differences cannot flip.
 5. The largest layers of that prefix are given back to INT8 one at a time where the budget
    still holds with a margin.
 
+A full scoring of a candidate that cannot hold stops at the first rows that prove it (Scorer in
+api.py): the decisions are those of full scorings, for about a third less time (MOT17-04, the
+MSMT17 osnet_x0_25: search 37 s -> 27 s, the same graph to the byte).
+
 Why not the greedy block-by-block search this replaced: it took some 40 scorings, each a yes/no
 on a single worst crop, and each yes/no steered the next choice, so a difference of 1e-4 in one
 crop's cosine between two machines changed the whole placement (20% against 73% of the MACs in
@@ -68,25 +72,30 @@ def ranking(graph: Int8Graph, damage: dict[str, float], groups: dict[str, list[s
     return sorted(estimate, key=lambda n: (-estimate[n], macs[n], order[n]))
 
 
-def search(graph: Int8Graph, score: Callable[[onnx.ModelProto], Agreement],
+def search(graph: Int8Graph, score: Callable[[onnx.ModelProto, Budget], Agreement],
            quick: Callable[[onnx.ModelProto], Agreement], budget: Budget,
            progress: Callable[[str], None] = lambda _: None,
            full: Agreement | None = None) -> SearchResult:
-    """The fewest MACs left float for `budget` to hold under `score` (every judged crop).
-    `quick` scores on a subset, for block damages only. `full`: the all-INT8 score, if known."""
+    """The fewest MACs left float for `budget` to hold under `score` (every judged crop; it
+    may stop early on a candidate that cannot hold the budget it is given). `quick` scores on a
+    subset, for block damages only. `full`: the all-INT8 score, if known."""
     scorings = 0
 
-    def judged(excluded: list[str]) -> Agreement:
+    def judged(excluded: list[str], against: Budget = budget) -> Agreement:
         nonlocal scorings
         scorings += 1
-        return score(graph(set(excluded)))
+        return score(graph(set(excluded)), against)
+
+    def logged(agreement: Agreement) -> dict:
+        rows = {} if agreement.rows_scored is None else {"rows": agreement.rows_scored}
+        return {**agreement.summary(), **rows}
 
     # All INT8 first, on the quick subset: it is judged on every crop only if that holds.
     agreement = full or quick(graph())
     if full is None and budget.holds(agreement):
         agreement = judged([])
     steps = [{"excluded": 0, "rows": "all" if full or budget.holds(agreement) else "subset",
-              **agreement.summary()}]
+              **logged(agreement)}]
     if budget.holds(agreement):
         return SearchResult(graph(), agreement, [], steps=steps, scorings=scorings)
     groups = {block: [n for n in nodes if n in set(graph.int8)]
@@ -109,7 +118,7 @@ def search(graph: Int8Graph, score: Callable[[onnx.ModelProto], Agreement],
         if k not in results:
             progress(f"{k} of {len(order)} layers float")
             results[k] = judged(order[:k])
-            steps.append({"excluded": k, **results[k].summary()})
+            steps.append({"excluded": k, **logged(results[k])})
         return budget.holds(results[k])
 
     lo, hi, step = guess, guess, 1
@@ -134,6 +143,7 @@ def search(graph: Int8Graph, score: Callable[[onnx.ModelProto], Agreement],
     holds(hi)
     excluded, agreement = order[:hi], results[hi]
     if not budget.holds(agreement):  # even all float misses it (cannot happen for FP32 layers)
+        agreement = score(graph(set(excluded)), None)  # every row, for the report
         return SearchResult(graph(set(excluded)), agreement, excluded, damage, steps, scorings)
 
     macs = {layer.node: layer.macs for layer in weighted_layers(graph.source)}
@@ -141,8 +151,8 @@ def search(graph: Int8Graph, score: Callable[[onnx.ModelProto], Agreement],
     for layer in sorted(excluded, key=lambda n: -macs[n])[:GIVE_BACK]:
         trial = [n for n in excluded if n != layer]
         progress(f"INT8 again for {layer}")
-        result = judged(trial)
-        steps.append({"excluded": len(trial), "given_back": layer, **result.summary()})
+        result = judged(trial, strict)
+        steps.append({"excluded": len(trial), "given_back": layer, **logged(result)})
         if strict.holds(result):
             excluded, agreement = trial, result
     return SearchResult(graph(set(excluded)), agreement, excluded, damage, steps, scorings)
@@ -157,8 +167,18 @@ def _bisect(n: int, holds: Callable[[int], bool]) -> int:
     return hi
 
 
-def low_tail(cosines: np.ndarray, fraction: float = 0.01, least: int = 3) -> float:
-    """Mean of the worst `fraction` of the cosines (at least `least` of them): the tail the
-    budget judges, steadier than the single worst crop."""
-    k = min(len(cosines), max(least, int(np.ceil(fraction * len(cosines)))))
+LOW_TAIL_FRACTION, LOW_TAIL_LEAST = 0.01, 3
+
+
+def low_tail_count(rows: int) -> int:
+    """How many of `rows` cosines the low tail averages."""
+    return min(rows, max(LOW_TAIL_LEAST, int(np.ceil(LOW_TAIL_FRACTION * rows))))
+
+
+def low_tail(cosines: np.ndarray, rows: int | None = None) -> float:
+    """Mean of the worst 1% of the cosines (at least 3 of them): the tail the budget judges,
+    steadier than the single worst crop. `rows`: the count the tail is taken of, when these
+    cosines are only part of them (the mean of the worst so many here is then an upper bound
+    of the whole set's)."""
+    k = low_tail_count(len(cosines) if rows is None else rows)
     return float(np.sort(cosines)[:k].mean())

@@ -76,16 +76,21 @@ def onnxruntime(purpose: str = "running .onnx models"):
 
 
 def ort_session(model: onnx.ModelProto | Path | str, cuda_device: int | None = None,
-                source: str = "graph"):
+                source: str = "graph", spin: bool = True):
     """An InferenceSession for `model` (a graph or its path): on CUDA device `cuda_device` when
     given (the caller has checked the provider exists), else the CPU; with the passes that
-    miscompute the graph turned off."""
+    miscompute the graph turned off. spin=False for offline work (calibration, verification):
+    ONNX Runtime's worker threads then sleep between calls instead of spinning, which leaves
+    the cores to whatever runs beside them. Two INT8 scorings side by side on 2 cores ran
+    313 images/s together against 247 spinning (one alone: 293 against 303)."""
     ort = onnxruntime()
     if not isinstance(model, onnx.ModelProto):
         source = str(model)
         model = load_onnx(model)
     options = ort.SessionOptions()
     options.log_severity_level = 3
+    if not spin:
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     providers: list = ["CPUExecutionProvider"]
     if cuda_device is not None:
         providers.insert(0, ("CUDAExecutionProvider", {"device_id": cuda_device}))
@@ -111,4 +116,4 @@ def probe_session(model: onnx.ModelProto, tensors: list[str]):
     for name in tensors:
         probe.graph.output.append(onnx.helper.make_tensor_value_info(
             name, onnx.TensorProto.FLOAT, None))
-    return ort_session(probe, source="the graph probed for activations")
+    return ort_session(probe, source="the graph probed for activations", spin=False)

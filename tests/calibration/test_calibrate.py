@@ -21,7 +21,13 @@ import pytest
 from typer.testing import CliRunner
 
 from reid_trt.calibration import protocol
-from reid_trt.calibration.api import CalibrationConfig, calibrate_onnx, source_graph
+from reid_trt.calibration.api import (
+    CalibrationConfig,
+    Scorer,
+    calibrate_onnx,
+    load_sets,
+    source_graph,
+)
 from reid_trt.calibration.cache import calibration_hash
 from reid_trt.calibration.candidates import Int8Graph
 from reid_trt.calibration.equalize import channel_ranges, equalize, lightconv_pairs
@@ -32,7 +38,7 @@ from reid_trt.calibration.placement import (
     int8_work,
     residual_adds,
 )
-from reid_trt.calibration.quantize import QUANTIZED_OPS, Quantizer, layer_groups
+from reid_trt.calibration.quantize import QUANTIZED_OPS, Budget, Quantizer, layer_groups
 from reid_trt.calibration.ranges import AbsHistograms, mse_threshold, tensor_ranges
 from reid_trt.cli.export import app
 from reid_trt.core.contract import contract_of
@@ -309,6 +315,29 @@ def test_candidates_are_the_quantizers_graphs(sources, unseen):
     a = ort_session(rewired).run(None, {"images": x})[0]
     b = ort_session(quantized).run(None, {"images": x})[0]
     assert np.abs(a - b).max() <= 1e-5 * np.abs(b).max()
+
+
+def test_a_failing_candidate_stops_early_and_a_holding_one_is_scored_in_full(sources,
+                                                                            shared_data):
+    """The search's full scorings stop once the rows so far prove the budget cannot hold; the
+    figures known then bound the full ones, and a candidate that holds gets exactly the figures
+    a full scoring gives (the chunks are the same, so are the bits)."""
+    source = sources["msmt17"][0]
+    mot04 = shared_data / "reid" / "mot17-mini" / "train" / "MOT17-04-FRCNN"
+    sets = load_sets(mot04, CalibrationConfig(size=32, eval_size=32))
+    score, budget = Scorer(source, contract_of(source), sets), Budget()
+    x = graph_input(sets.calib_crops[:16], contract_of(source))
+    ranges = tensor_ranges(source, [x], CalibrationMethod.MSE, activation_tensors(source),
+                           QUANTIZED_OPS)
+    graph = Int8Graph(source, ranges)
+    everything = graph()  # every layer INT8: far from the budget on these crops
+    full, early = score(everything), score(everything, budget)
+    assert full.rows_scored is None and early.rows_scored < len(score.x) // 2
+    assert not budget.holds(full) and not budget.holds(early)
+    assert early.low_cosine >= full.low_cosine
+    assert early.worst_mean_cosine >= full.worst_mean_cosine
+    left = set(graph.int8[:-8])  # the last 8 layers INT8: holds
+    assert budget.holds(score(graph(left))) and score(graph(left), budget) == score(graph(left))
 
 
 CALIBRATE_IN_A_FRESH_PROCESS = """
