@@ -9,27 +9,24 @@ from typing import Annotated
 import typer
 
 from reid_trt.cli.common import console, fails_cleanly
+from reid_trt.cli.groups import Group, takes
+from reid_trt.serving.server import ServerConfig, TritonServer
 
+SERVER = Group("config", ServerConfig, ("host", "http_port", "grpc_port", "metrics_port", "timeout"))
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, rich_markup_mode=None)
 
 
 @app.command()
 @fails_cleanly
+@takes(SERVER)
 def serve(
     repo: Annotated[Path, typer.Option("--repo", help="Model repository from reid-export "
                                        "triton.", show_default=False)],
-    host: Annotated[str, typer.Option(help="Address to bind (0.0.0.0: every interface).")] =
-        "127.0.0.1",
-    http_port: Annotated[int, typer.Option(help="HTTP port (0: any free one).")] = 8000,
-    grpc_port: Annotated[int, typer.Option(help="gRPC port (0: any free one).")] = 8001,
-    metrics_port: Annotated[int, typer.Option(help="Prometheus metrics port.")] = 8002,
-    timeout: Annotated[float, typer.Option(help="Seconds to wait for the models to load.")] =
-        120.0,
+    *,
+    config: ServerConfig,  # the options of SERVER, built by @takes
 ):
     """Serve a model repository with NVIDIA Triton Inference Server until Ctrl-C."""
-    from reid_trt.serving.server import TritonServer
-
-    server = TritonServer(repo, host, http_port, grpc_port, metrics_port, timeout)
+    server = TritonServer(repo, config)
     # SIGTERM (docker stop, systemd) ends it as Ctrl-C does: the server is stopped, not orphaned.
     # SIGINT too, even when started with it ignored (background jobs of scripts inherit that).
     for sig in (signal.SIGTERM, signal.SIGINT):

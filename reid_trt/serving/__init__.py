@@ -1,6 +1,6 @@
 """Serving with NVIDIA Triton Inference Server: model repositories, the server, and clients."""
 
-__all__ = ["TritonEmbedder", "TritonServer", "write_repository"]
+__all__ = ["ServerConfig", "ServeOptions", "TritonEmbedder", "TritonServer", "write_repository"]
 
 
 def __getattr__(name: str):
@@ -9,10 +9,14 @@ def __getattr__(name: str):
         from reid_trt.serving.client import TritonEmbedder
 
         return TritonEmbedder
-    if name == "TritonServer":
-        from reid_trt.serving.server import TritonServer
+    if name in ("TritonServer", "ServerConfig"):
+        from reid_trt.serving import server
 
-        return TritonServer
+        return getattr(server, name)
+    if name == "ServeOptions":
+        from reid_trt.serving.config import ServeOptions
+
+        return ServeOptions
     if name == "write_repository":
         from reid_trt.serving.repository import write_repository
 

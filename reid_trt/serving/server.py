@@ -23,11 +23,11 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from reid_trt.core.errors import MissingDependencyError, ReidTrtError
-from reid_trt.core.options import ConfigError, bounded
+from reid_trt.core.options import ConfigError, bounded, described
 
 LOG_TAIL = 12  # server log lines quoted when it fails to start
 SHM = Path("/dev/shm")
@@ -142,29 +142,44 @@ def _die_with_parent() -> None:
         ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
-class TritonServer:
-    """A Triton server process over `repo`.
+@dataclass(frozen=True)
+class ServerConfig:
+    """Where the server listens and how long it may take to start (`reid-serve`'s options),
+    checked on construction; whether this machine can listen there is checked by TritonServer."""
 
-    Args:
-        repo: a model repository (see `write_repository`).
-        host: the address all three endpoints bind to (loopback by default).
-        http_port, grpc_port, metrics_port: 0 picks a free port.
-        timeout: seconds to wait for the server and every model to be ready.
-    """
+    host: str = described("127.0.0.1", "Address to bind (0.0.0.0: every interface).")
+    http_port: int = described(8000, "HTTP port (0: any free one).")
+    grpc_port: int = described(8001, "gRPC port (0: any free one).")
+    metrics_port: int = described(8002, "Prometheus metrics port.")
+    timeout: float = described(120.0, "Seconds to wait for the models to load.")
 
-    def __init__(self, repo: Path, host: str = "127.0.0.1", http_port: int = 8000,
-                 grpc_port: int = 8001, metrics_port: int = 8002, timeout: float = 120.0):
-        self.repo = Path(repo).resolve()
-        self.host = check_host(host)
-        if not isinstance(timeout, (int, float)) or not 0 < timeout <= 3600:
-            raise ConfigError("timeout", timeout, "give seconds between 0 and 3600")
-        ports = {"http_port": http_port, "grpc_port": grpc_port, "metrics_port": metrics_port}
-        given = [p for p in ports.values() if p]
+    def __post_init__(self):
+        if not isinstance(self.timeout, (int, float)) or not 0 < self.timeout <= 3600:
+            raise ConfigError("timeout", self.timeout, "give seconds between 0 and 3600")
+        for name, port in self.ports.items():
+            bounded(port, name, 0, 65535)
+        given = [p for p in self.ports.values() if p]
         if len(set(given)) < len(given):
-            raise ConfigError("http_port", http_port, "the HTTP, gRPC and metrics ports must "
-                              "differ")
-        self.ports = {k: check_port(host, v, k) for k, v in ports.items()}
-        self.timeout = timeout
+            raise ConfigError("http_port", self.http_port, "the HTTP, gRPC and metrics ports "
+                              "must differ")
+
+    @property
+    def ports(self) -> dict[str, int]:
+        return {"http_port": self.http_port, "grpc_port": self.grpc_port,
+                "metrics_port": self.metrics_port}
+
+
+class TritonServer:
+    """A Triton server process over `repo` (a model repository, see `write_repository`),
+    listening as `config` says; keyword arguments override its fields (`http_port=0`: any free
+    port). Every endpoint binds to loopback unless told otherwise."""
+
+    def __init__(self, repo: Path, config: ServerConfig | None = None, **options):
+        self.repo = Path(repo).resolve()
+        self.config = replace(config or ServerConfig(), **options)
+        self.host = check_host(self.config.host)
+        self.ports = {k: check_port(self.host, v, k) for k, v in self.config.ports.items()}
+        self.timeout = self.config.timeout
         self.process: subprocess.Popen | None = None
         self._scratch: Path | None = None
         self.shm_prefix = f"reid_serve_{os.getpid()}_{secrets.token_hex(4)}_"
