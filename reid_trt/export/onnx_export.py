@@ -69,9 +69,11 @@ def _quiet(logger_name: str):
 
 # Torch exports kept in this process, keyed by everything that shapes the traced graph: exporting
 # the same checkpoint again (fp32 then fp16, `onnx` then `trt -w`, the demo's three graphs) reuses
-# the trace, which is 90% of an export's time. Bounded: a trace of osnet_x1_0 is about 9 MB.
+# the trace, which is 90% of an export's time. Bounded by size, the least recently used going
+# first: a trace of osnet_x0_25 is about 1 MB, of osnet_x1_0 about 9 MB. (Eight traces, as it
+# was, let a process exporting many models trace the same checkpoint six times: the test suite.)
 _TRACES: OrderedDict[tuple, bytes] = OrderedDict()
-KEEP_TRACES = 8
+KEEP_TRACE_BYTES = 128 << 20
 
 
 def trace_key(contract: Contract, batch: int | None, opset: int) -> tuple | None:
@@ -93,7 +95,7 @@ def traced_graph(model: torch.nn.Module, contract: Contract, batch: int | None, 
     traced = _simplify(_torch_export(graph, contract, batch, opset))
     if key is not None:
         _TRACES[key] = traced.SerializeToString()
-        while len(_TRACES) > KEEP_TRACES:
+        while sum(map(len, _TRACES.values())) > KEEP_TRACE_BYTES and len(_TRACES) > 1:
             _TRACES.popitem(last=False)
     return traced
 
