@@ -241,8 +241,8 @@ class Scorer:
             self.groups = {("query and gallery (unseen)" if k.startswith("camera") else k): v
                            for k, v in self.groups.items()}
         self.x = graph_input(protocol.with_shifts(sets.judged_crops), contract)
-        self.reference = run_chunked(ort_session(source, source="the source graph", spin=False), self.name,
-                                     self.x)
+        source_session = ort_session(source, source="the source graph", spin=False)
+        self.reference = run_chunked(source_session, self.name, self.x)
         self.fp32_retrieval = self._map(self.reference) if sets.n_query else None
         self.quick_rows = np.flatnonzero(np.arange(len(self.x)) % self.n < QUICK_CROPS)
         at = {int(row): k for k, row in enumerate(self.quick_rows)}

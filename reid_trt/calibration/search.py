@@ -12,7 +12,7 @@ decided on statistics that tiny numerical differences cannot flip.
    still holds with a margin.
 
 A full scoring of a candidate that cannot hold stops at the first rows that prove it (Scorer in
-api.py): the decisions are those of full scorings, for about a third less time (MOT17-04, the
+api.py): the decisions are those of full scorings, for about a quarter less time (MOT17-04, the
 MSMT17 osnet_x0_25: search 37 s -> 27 s, the same graph to the byte).
 
 Why not the greedy block-by-block search this replaced: it took some 40 scorings, each a yes/no
@@ -72,7 +72,7 @@ def ranking(graph: Int8Graph, damage: dict[str, float], groups: dict[str, list[s
     return sorted(estimate, key=lambda n: (-estimate[n], macs[n], order[n]))
 
 
-def search(graph: Int8Graph, score: Callable[[onnx.ModelProto, Budget], Agreement],
+def search(graph: Int8Graph, score: Callable[[onnx.ModelProto, Budget | None], Agreement],
            quick: Callable[[onnx.ModelProto], Agreement], budget: Budget,
            progress: Callable[[str], None] = lambda _: None,
            full: Agreement | None = None) -> SearchResult:
