@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import fcntl
 import importlib.util
 import os
+import shutil
 import sys
 import tarfile
 import types
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -75,18 +78,33 @@ def torchreid() -> types.SimpleNamespace:
     return types.SimpleNamespace(**modules)
 
 
+def made_once(tmp_path_factory, name: str, make: Callable[[Path], object]) -> Path:
+    """A folder that `make` fills once per test run, in whichever test process needs it first:
+    `make test` runs two (pytest-xdist), and the others wait for it and read the same files
+    (the same generated weights, the same exports) instead of making their own."""
+    base = tmp_path_factory.getbasetemp()
+    if "PYTEST_XDIST_WORKER" in os.environ:
+        base = base.parent  # the workers' temporary folders share this one
+    folder = base / name
+    with open(base / f"{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (folder / ".done").exists():
+            shutil.rmtree(folder, ignore_errors=True)
+            folder.mkdir(parents=True)
+            make(folder)
+            (folder / ".done").touch()
+    return folder
+
+
 @pytest.fixture(scope="session")
 def generated_checkpoint(tmp_path_factory):
     """factory(variant) -> path of a torchreid-style checkpoint with generated weights."""
     from reid_trt.demo import write_generated_checkpoint
 
-    folder = tmp_path_factory.mktemp("generated")
-    cache: dict[str, Path] = {}
-
     def make(variant: str) -> Path:
-        if variant not in cache:
-            cache[variant] = write_generated_checkpoint(folder / f"{variant}.pth", variant)
-        return cache[variant]
+        folder = made_once(tmp_path_factory, f"generated-{variant}",
+                           lambda f: write_generated_checkpoint(f / f"{variant}.pth", variant))
+        return folder / f"{variant}.pth"
 
     return make
 
@@ -96,12 +114,17 @@ def graphs(tmp_path_factory, real_weights, generated_checkpoint) -> dict[str, Pa
     """(variant, precision) -> exported ONNX path, built once per session."""
     from reid_trt.export.api import ExportConfig, export_onnx
 
-    folder = tmp_path_factory.mktemp("graphs")
     sources = {"osnet_x0_25": real_weights["msmt17"],
                "osnet_ain_x1_0": generated_checkpoint("osnet_ain_x1_0")}
-    return {(variant, precision): export_onnx(weights, folder / f"{variant}.{precision}.onnx",
-                                               ExportConfig(precision=precision)).path
-            for variant, weights in sources.items() for precision in ("fp32", "fp16")}
+    keys = [(variant, precision) for variant in sources for precision in ("fp32", "fp16")]
+
+    def make(folder: Path) -> None:
+        for variant, precision in keys:
+            export_onnx(sources[variant], folder / f"{variant}.{precision}.onnx",
+                        ExportConfig(precision=precision))
+
+    folder = made_once(tmp_path_factory, "graphs", make)
+    return {(v, p): folder / f"{v}.{p}.onnx" for v, p in keys}
 
 
 @pytest.fixture(scope="session")

@@ -18,16 +18,21 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from tests.conftest import made_once
+
 
 @pytest.fixture(scope="session")
 def artifacts(tmp_path_factory, real_weights, shared_data) -> dict[str, Path]:
     from reid_trt.engine.build import BuildConfig, engine_from_onnx
     from reid_trt.export.api import export_onnx
 
-    folder = tmp_path_factory.mktemp("hostile_artifacts")
-    graph = export_onnx(real_weights["msmt17"], folder / "m.onnx").path
-    engine = engine_from_onnx(graph, folder / "m.plan", BuildConfig(max_batch=8)).engine
-    return {"weights": real_weights["msmt17"], "graph": graph, "engine": engine,
+    def make(folder: Path) -> None:
+        graph = export_onnx(real_weights["msmt17"], folder / "m.onnx").path
+        engine_from_onnx(graph, folder / "m.plan", BuildConfig(max_batch=8))
+
+    folder = made_once(tmp_path_factory, "hostile_artifacts", make)
+    return {"weights": real_weights["msmt17"], "graph": folder / "m.onnx",
+            "engine": folder / "m.plan",
             "crops": shared_data / "reid" / "market1501",
             "mot": shared_data / "reid" / "mot17-mini"}
 
