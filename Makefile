@@ -27,9 +27,10 @@ EXTRAS := .[export,rtx,bench,dev,openvino,opencv]
 PIP := $(BIN)/python -m pip install -q --no-compile
 CONSUMER_PACKAGES := $(TEST_TORCH) "tritonclient[grpc,http]>=2.50" $(CONSUMERS)
 
+NEW_VENV := $(PYTHON) -m venv --clear $(VENV) && $(PIP) --upgrade pip
+
 $(VENV)/.installed: pyproject.toml
-	$(PYTHON) -m venv --clear $(VENV)
-	$(PIP) --upgrade pip
+	$(NEW_VENV)
 	$(PIP) "$(TORCH)"
 	$(PIP) -e "$(EXTRAS)"
 	touch $@
@@ -40,8 +41,7 @@ $(VENV)/.consumers: pyproject.toml Makefile
 	if [ -f $(VENV)/.installed ] && [ $(VENV)/.installed -nt pyproject.toml ]; then \
 		$(PIP) $(CONSUMER_PACKAGES); \
 	else \
-		$(PYTHON) -m venv --clear $(VENV) && $(PIP) --upgrade pip && \
-		$(PIP) -e "$(EXTRAS)" $(CONSUMER_PACKAGES) && touch $(VENV)/.installed; \
+		$(NEW_VENV) && $(PIP) -e "$(EXTRAS)" $(CONSUMER_PACKAGES) && touch $(VENV)/.installed; \
 	fi
 	# Triton's server binary from nvidia-pytriton, without its Python side's numpy<2 pin (boxmot
 	# needs numpy 2; reid-trt only runs the binary, and its Python model takes either numpy).

@@ -222,9 +222,14 @@ def refuse_degenerate(crops: list[np.ndarray], calib_data) -> None:
             "pass a folder with more, different person crops")
 
 
+def chunks(rows: int) -> list[slice]:
+    """The ONNX Runtime calls a set of `rows` crops is run in: a row is computed to the same bits
+    whichever order the chunks go in."""
+    return [slice(i, min(i + RUN_CHUNK, rows)) for i in range(0, rows, RUN_CHUNK)]
+
+
 def run_chunked(session, name: str, x: np.ndarray) -> np.ndarray:
-    return np.concatenate([session.run(None, {name: x[i:i + RUN_CHUNK]})[0]
-                           for i in range(0, len(x), RUN_CHUNK)])
+    return np.concatenate([session.run(None, {name: x[c]})[0] for c in chunks(len(x))])
 
 
 class Scorer:
@@ -257,60 +262,49 @@ class Scorer:
         return evaluate(base[:n], [s.pid for s in q], [s.camid for s in q],
                         base[n:], [s.pid for s in g], [s.camid for s in g])
 
-    def agreement(self, got: np.ndarray) -> Agreement:
-        cos = cosine_rows(got, self.reference)
-        figures = protocol.domain_figures(cos, self.groups)
-        worst, figure = protocol.worst_domain(figures)
+    def agreement(self, got: np.ndarray, done: np.ndarray | None = None) -> Agreement:
+        """Agreement of `got` with the reference. `done`: the rows computed so far where only
+        some are; the figures that need the others are then at their best (a domain not yet
+        complete is left out, the worst 1% is of the rows so far), so that a budget fails on
+        these only if it must fail on every row."""
+        every = done is None or done.all()
+        done = np.ones(len(self.x), dtype=bool) if done is None else done
+        cos = np.ones(len(self.x))
+        cos[done] = cosine_rows(got[done], self.reference[done])
+        figures = protocol.domain_figures(cos, {k: v for k, v in self.groups.items()
+                                                if done[v].all()})
+        worst, figure = protocol.worst_domain(figures) if figures else ("", {"mean_cosine": 1.0})
+        enough = done.sum() >= low_tail_count(len(self.x))
+        low = low_tail(cos[done], rows=len(self.x)) if enough else 1.0
+        base = done[:self.n].all()
+        topk = neighbour_agreement(self.reference[:self.n], got[:self.n], k=5) if base else 1.0
         drop = None
-        if self.fp32_retrieval is not None:
+        if base and self.fp32_retrieval is not None:
             drop = 100.0 * (self.fp32_retrieval.mAP - self._map(got).mAP)
-        return Agreement(float(cos.mean()), float(cos.min()),
-                         neighbour_agreement(self.reference[:self.n], got[:self.n], k=5),
-                         low_tail(cos), drop, worst, figure["mean_cosine"], figures)
+        return Agreement(float(cos[done].mean()), float(cos[done].min()), topk, low, drop, worst,
+                         figure["mean_cosine"], figures,
+                         rows_scored=None if every else int(done.sum()))
 
     def __call__(self, model: onnx.ModelProto, budget: Budget | None = None) -> Agreement:
         """Agreement on every judged row. With `budget`, a candidate that fails it is usually
         known to fail long before its last row: the rows of the domain that was worst last time
         go first, and the scoring stops once the rows so far prove the budget cannot hold (a
         whole domain's mean below it, the worst 1% so far below it: more rows only lower
-        that). Each chunk of rows is the one a full scoring runs, so the rows computed are the
-        same bits and a candidate that holds gets the same figures."""
+        that). The chunks are those of every other scoring, so the rows computed are the same
+        bits and a candidate that holds gets the same figures."""
         session = ort_session(model, spin=False)
-        if budget is None:
-            return self._remember(self.agreement(run_chunked(session, self.name, self.x)))
+        first = set(self.groups.get(self.last_worst, []))
+        order = sorted(chunks(len(self.x)), key=lambda c: not first & set(range(c.start, c.stop)))
         got = np.zeros_like(self.reference)
         done = np.zeros(len(self.x), dtype=bool)
-        for rows in self._chunks_worst_first():
+        for rows in order:
             got[rows] = session.run(None, {self.name: self.x[rows]})[0]
             done[rows] = True
-            if not done.all():
-                partial = self._partial(got, done)
+            if budget is not None and not done.all():
+                partial = self.agreement(got, done)
                 if not budget.holds(partial):
                     return self._remember(partial)
         return self._remember(self.agreement(got))
-
-    def _chunks_worst_first(self) -> list[slice]:
-        chunks = [slice(i, min(i + RUN_CHUNK, len(self.x))) for i in range(0, len(self.x),
-                                                                          RUN_CHUNK)]
-        first = set(self.groups.get(self.last_worst, []))
-        return sorted(chunks, key=lambda c: not first & set(range(c.start, c.stop)))
-
-    def _partial(self, got: np.ndarray, done: np.ndarray) -> Agreement:
-        """Figures that are known from the rows done, the others at their best: the budget
-        fails on these only if it must fail on every row."""
-        cos = np.ones(len(self.x))
-        cos[done] = cosine_rows(got[done], self.reference[done])
-        complete = {k: v for k, v in self.groups.items() if done[v].all()}
-        figures = protocol.domain_figures(cos, complete)
-        worst, figure = protocol.worst_domain(figures) if figures else ("", {"mean_cosine": 1.0})
-        k = low_tail_count(len(self.x))
-        low = low_tail(cos[done], rows=len(self.x)) if done.sum() >= k else 1.0
-        base = done[:self.n].all()
-        topk = neighbour_agreement(self.reference[:self.n], got[:self.n], k=5) if base else 1.0
-        drop = 100.0 * (self.fp32_retrieval.mAP - self._map(got).mAP) \
-            if base and self.fp32_retrieval is not None else None
-        return Agreement(float(cos[done].mean()), float(cos[done].min()), topk, low, drop,
-                         worst, figure["mean_cosine"], figures, rows_scored=int(done.sum()))
 
     def _remember(self, agreement: Agreement) -> Agreement:
         self.last_worst = agreement.worst_domain or self.last_worst

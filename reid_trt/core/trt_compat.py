@@ -22,6 +22,11 @@ RTX_DEFAULT_TARGETS = "8.0, 8.6, 8.9, 12.0 (Ampere and later; TensorRT-RTX defau
 MIN_TENSORRT = Version("10.0")
 
 
+def sm(cc: tuple[int, int]) -> str:
+    """A compute capability as TensorRT-RTX targets are written: (8, 6) -> 'sm86'."""
+    return f"sm{cc[0]}{cc[1]}"
+
+
 @dataclass(frozen=True)
 class Trt:
     """The TensorRT module in use and what it can do."""
@@ -64,7 +69,10 @@ class Trt:
         """Whether this TensorRT runs engines on a GPU of compute capability `cc`. Full TensorRT
         builds on and for the GPU at hand. TensorRT-RTX runs on its targets and newer GPUs, and
         not between them: not on Hopper (sm90, seen on an H200) nor Jetson Orin (sm87)."""
-        return not self.is_rtx or tuple(cc) in self.rtx_targets or tuple(cc) > self.rtx_targets[-1]
+        if not self.is_rtx:
+            return True
+        targets = self.rtx_targets
+        return tuple(cc) in targets or tuple(cc) > targets[-1]
 
     def strongly_typed_flags(self) -> int:
         return 1 << int(self.module.NetworkDefinitionCreationFlag.STRONGLY_TYPED)

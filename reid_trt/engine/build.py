@@ -29,7 +29,7 @@ from reid_trt.core.options import (
     coerce_choices,
     described,
 )
-from reid_trt.core.trt_compat import RTX_DEFAULT_TARGETS, Trt, collecting_logger, load_trt
+from reid_trt.core.trt_compat import RTX_DEFAULT_TARGETS, Trt, collecting_logger, load_trt, sm
 from reid_trt.engine.layers import engine_layer_report
 
 DEFAULT_PROFILE = (1, 16, 64)  # batch sizes: trackers embed 1 to a few dozen boxes per frame
@@ -233,7 +233,6 @@ def preflight(config: BuildConfig) -> Trt:
     """The TensorRT to build with, once every option is known to suit it: called before any
     export or calibration, so a build option that cannot work leaves nothing behind."""
     trt = load_trt(config.trt)
-    m = trt.module
     if config.dla_core is not None and not trt.has_dla:
         raise ConfigError("dla_core", config.dla_core, f"{trt.label} has no DLA (Jetson only); "
                           "build with full TensorRT on the Jetson, or drop it")
@@ -252,7 +251,7 @@ def preflight(config: BuildConfig) -> Trt:
                           "are TensorRT-RTX targets; full TensorRT builds for the GPU it runs on "
                           "(or hardware_compatibility ampere_plus)")
     if trt.is_rtx:
-        known = [c.lower() for c in dir(m.ComputeCapability) if c.startswith("SM")] + ["current"]
+        known = [sm(cc) for cc in trt.rtx_targets] + ["current"]
         for cc in config.compute_capabilities:
             if cc.lower() not in known:
                 raise ConfigError("compute_capabilities", cc, f"{trt.label} knows "
@@ -264,8 +263,8 @@ def preflight(config: BuildConfig) -> Trt:
                                   "and none answers here; name the targets instead (e.g. sm86)")
             if not trt.runs_on(cc):
                 # TensorRT-RTX builds such an engine, and then cannot load it.
-                raise ConfigError("compute_capabilities", "current", f"this GPU is sm{cc[0]}"
-                                  f"{cc[1]}, which {trt.label} does not run on; here build with "
+                raise ConfigError("compute_capabilities", "current", f"this GPU is {sm(cc)}, "
+                                  f"which {trt.label} does not run on; here build with "
                                   "full TensorRT 10+ (trt='tensorrt'), or name the targets of "
                                   "the GPUs that will run the engine")
     return trt

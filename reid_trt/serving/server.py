@@ -179,7 +179,6 @@ class TritonServer:
         self.config = replace(config or ServerConfig(), **options)
         self.host = check_host(self.config.host)
         self.ports = {k: check_port(self.host, v, k) for k, v in self.config.ports.items()}
-        self.timeout = self.config.timeout
         self.process: subprocess.Popen | None = None
         self._scratch: Path | None = None
         self.shm_prefix = f"reid_serve_{os.getpid()}_{secrets.token_hex(4)}_"
@@ -245,7 +244,7 @@ class TritonServer:
             return False
 
     def _wait_ready(self) -> None:
-        deadline = time.monotonic() + self.timeout
+        deadline = time.monotonic() + self.config.timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise ReidTrtError(f"Triton exited with code {self.process.returncode} while "
@@ -256,7 +255,8 @@ class TritonServer:
                     self._get(f"/v2/models/{name}/ready") for name in self.models):
                 return
             time.sleep(0.2)
-        raise ReidTrtError(f"Triton was not ready within {self.timeout:.0f} s: {self.log_tail()}")
+        raise ReidTrtError(f"Triton was not ready within {self.config.timeout:.0f} s: "
+                           f"{self.log_tail()}")
 
     def _log_lines(self) -> list[str]:
         try:

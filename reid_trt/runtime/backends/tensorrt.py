@@ -22,16 +22,12 @@ from reid_trt.core.errors import MissingDependencyError, ReidTrtError
 from reid_trt.core.fileio import sha256_file
 from reid_trt.core.manifest import Manifest, manifest_path, read_manifest
 from reid_trt.core.options import Device
-from reid_trt.core.trt_compat import Trt, collecting_logger, load_trt
+from reid_trt.core.trt_compat import Trt, collecting_logger, load_trt, sm
 
 
 def _rebuild(path: Path) -> str:
     return (f"rebuild it on this machine: reid-export trt --onnx MODEL.onnx -o {path} "
             "(the .onnx it was built from)")
-
-
-def rtx_targets(trt: Trt) -> str:
-    return ", ".join(f"sm{a}{b}" for a, b in trt.rtx_targets) + " and later GPUs"
 
 
 def check_engine(path: Path, manifest: Manifest, trt: Trt,
@@ -53,17 +49,17 @@ def check_engine(path: Path, manifest: Manifest, trt: Trt,
                            f"has {trt.version}; engines do not move between versions: "
                            f"{_rebuild(path)}")
     if device_cc is not None and not trt.runs_on(device_cc):
-        raise ReidTrtError(f"{path}: {trt.label} does not run on this GPU (sm{device_cc[0]}"
-                           f"{device_cc[1]}); it runs on {rtx_targets(trt)}. On this GPU build "
+        targets = ", ".join(sm(cc) for cc in trt.rtx_targets)
+        raise ReidTrtError(f"{path}: {trt.label} does not run on this GPU ({sm(device_cc)}); it "
+                           f"runs on {targets} and later GPUs. On this GPU build "
                            "the engine with full TensorRT 10+ (reid-export trt --trt tensorrt "
                            "--onnx MODEL.onnx), or run the .onnx with ONNX Runtime")
-    explicit = re.findall(r"sm(\d+)", manifest.targets)
-    if device_cc is not None and explicit:
-        sm = f"{device_cc[0]}{device_cc[1]}"
-        if sm not in explicit:
-            raise ReidTrtError(f"{path} targets {manifest.targets}, but this GPU is sm{sm}; "
-                               "rebuild it for this GPU: reid-export trt --onnx MODEL.onnx -o "
-                               f"{path} --compute-capability sm{sm} (the .onnx it was built from)")
+    explicit = re.findall(r"sm\d+", manifest.targets)
+    if device_cc is not None and explicit and sm(device_cc) not in explicit:
+        raise ReidTrtError(f"{path} targets {manifest.targets}, but this GPU is {sm(device_cc)}; "
+                           "rebuild it for this GPU: reid-export trt --onnx MODEL.onnx -o "
+                           f"{path} --compute-capability {sm(device_cc)} (the .onnx it was built "
+                           "from)")
 
 
 def _cudart():
