@@ -109,22 +109,50 @@ def generated_checkpoint(tmp_path_factory):
     return make
 
 
+class MadeOnFirstUse(dict):
+    """key -> path, `make(key)` called the first time a key is asked for."""
+
+    def __init__(self, make: Callable[[tuple], Path]):
+        super().__init__()
+        self.make = make
+
+    def __missing__(self, key):
+        self[key] = self.make(key)
+        return self[key]
+
+
 @pytest.fixture(scope="session")
-def graphs(tmp_path_factory, real_weights, generated_checkpoint) -> dict[str, Path]:
-    """(variant, precision) -> exported ONNX path, built once per session."""
+def graphs(tmp_path_factory, real_weights, generated_checkpoint) -> dict[tuple, Path]:
+    """(variant, precision) -> exported ONNX path: the real osnet_x0_25 (MSMT17) and a generated
+    osnet_ain_x1_0, fp32 and fp16, each variant exported once per test run when first asked
+    for (so a quick run that needs one does not export the other)."""
     from reid_trt.export.api import ExportConfig, export_onnx
 
-    sources = {"osnet_x0_25": real_weights["msmt17"],
-               "osnet_ain_x1_0": generated_checkpoint("osnet_ain_x1_0")}
-    keys = [(variant, precision) for variant in sources for precision in ("fp32", "fp16")]
+    sources = {"osnet_x0_25": lambda: real_weights["msmt17"],
+               "osnet_ain_x1_0": lambda: generated_checkpoint("osnet_ain_x1_0")}
 
-    def make(folder: Path) -> None:
-        for variant, precision in keys:
-            export_onnx(sources[variant], folder / f"{variant}.{precision}.onnx",
-                        ExportConfig(precision=precision))
+    def path(key: tuple) -> Path:
+        variant, precision = key
 
-    folder = made_once(tmp_path_factory, "graphs", make)
-    return {(v, p): folder / f"{v}.{p}.onnx" for v, p in keys}
+        def make(folder: Path) -> None:
+            for p in ("fp32", "fp16"):  # fp16 reuses the fp32 trace
+                export_onnx(sources[variant](), folder / f"{variant}.{p}.onnx",
+                            ExportConfig(precision=p))
+
+        return made_once(tmp_path_factory, f"graphs-{variant}", make) / f"{variant}.{precision}.onnx"
+
+    return MadeOnFirstUse(path)
+
+
+@pytest.fixture(scope="session")
+def static4_graph(tmp_path_factory, real_weights) -> Path:
+    """The real osnet_x0_25 (MSMT17) exported with a static batch of 4, once per test run."""
+    from reid_trt.export.api import ExportConfig, export_onnx
+
+    name = "osnet.static4.onnx"
+    folder = made_once(tmp_path_factory, "graph-static4", lambda f: export_onnx(
+        real_weights["msmt17"], f / name, ExportConfig(batch=4)))
+    return folder / name
 
 
 @pytest.fixture(scope="session")

@@ -131,12 +131,7 @@ def test_cuda_device_or_named_backend_skip_the_choice(graphs, unpinned):
     assert not unpinned.exists()
 
 
-def test_a_static_batch_graph_is_measured_at_its_batch(real_weights, unpinned, tmp_path,
-                                                         market_crops):
-    from reid_trt.export.api import ExportConfig, export_onnx
-
-    graph = export_onnx(real_weights["msmt17"], tmp_path / "static4.onnx", ExportConfig(batch=4),
-                        ).path
-    with Embedder(graph) as e:
+def test_a_static_batch_graph_is_measured_at_its_batch(static4_graph, unpinned, market_crops):
+    with Embedder(static4_graph) as e:
         assert all(set(ms) == {"4"} for ms in e.cpu_choice.ms.values())
         assert e.embed(market_crops[:6]).shape == (6, 512)

@@ -34,11 +34,11 @@ def mot(shared_data):
 
 
 @pytest.fixture(scope="module")
-def graphs(weights, tmp_path_factory):
-    folder = tmp_path_factory.mktemp("runtime")
-    configs = {"fp32": ExportConfig(), "u8": ExportConfig(input_format="uint8-bgr", normalize=True),
-               "static4": ExportConfig(batch=4)}
-    return {k: export_onnx(weights, folder / f"{k}.onnx", c).path for k, c in configs.items()}
+def graphs(graphs, static4_graph, weights, tmp_path_factory):
+    """The session's fp32 and static-batch exports, and a uint8 BGR graph that normalises."""
+    u8 = export_onnx(weights, tmp_path_factory.mktemp("runtime") / "u8.onnx",
+                     ExportConfig(input_format="uint8-bgr", normalize=True)).path
+    return {"fp32": graphs["osnet_x0_25", "fp32"], "u8": u8, "static4": static4_graph}
 
 
 @pytest.fixture(scope="module")
