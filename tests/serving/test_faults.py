@@ -47,7 +47,7 @@ def reference(graphs, real_crops):
 def small(real_weights, real_crops, tmp_path_factory):
     """The real osnet_x0_25 at 128x64 input, and its embeddings of the real crops: the soak
     tests the serving path 20,000 times, and a quarter of the compute per request takes it
-    from about 70 s to about 30 s on 2 cores (same server, batcher, shared memory and client)."""
+    from 68 s to 35 s on 2 cores (the same server, batcher, shared memory and client)."""
     graph = export_onnx(real_weights["msmt17"], tmp_path_factory.mktemp("small") / "osnet.onnx",
                         ExportConfig(height=SMALL[0], width=SMALL[1])).path
     with Embedder(graph, device="cpu") as local:
