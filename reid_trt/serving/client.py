@@ -56,6 +56,12 @@ def parse_target(target: str) -> tuple[str, str, Protocol]:
     return url, model, protocol
 
 
+# Connecting (the channel, readiness, the model's config) waits at least this long, whatever the
+# per-request timeout: a budget of a few milliseconds is for requests, and a live server on a busy
+# machine took longer than 5 ms to answer a first call, which was reported as "no server answers".
+CONNECT_TIMEOUT_MIN = 1.0
+
+
 class TritonBackend:
     """Runs batches on a model served by Triton. Thread-safe: a client per thread (Triton's HTTP
     client must not be shared across threads)."""
@@ -69,13 +75,20 @@ class TritonBackend:
         self.url, self.model, self.timeout = url, model, timeout
         self.device = f"triton {self.protocol}://{url}"
         self._local = threading.local()
-        client = self.client()
+        wait = max(timeout, CONNECT_TIMEOUT_MIN)
+        # HTTP's timeouts belong to its client: the checks get one of their own.
+        http = self.protocol == Protocol.HTTP
+        client = self._new_client(wait) if http else self.client()
         try:
-            ready = client.is_model_ready(model, **self._timeout())
-            config = self._config(client) if ready else None
+            ready = client.is_model_ready(model, **self._timeout(wait))
+            config = self._config(client, wait) if ready else None
         except Exception as e:  # InferenceServerException or a connection error
-            raise ReidTrtError(f"no Triton server answers at {url} ({self.protocol}): "
-                               f"{one_line(e)}; start one with 'reid-serve --repo DIR'") from None
+            raise ReidTrtError(f"no Triton server answers at {url} ({self.protocol}) within "
+                               f"{wait:g} s: {one_line(e)}; start one with 'reid-serve --repo DIR'"
+                               ) from None
+        finally:
+            if http:
+                client.close()
         if not ready:
             raise ReidTrtError(f"Triton at {url} has no ready model '{model}'; check the name "
                                "(reid-serve prints the models it serves)")
@@ -86,9 +99,10 @@ class TritonBackend:
         self.output_name = config.output[0].name
         self.limits = BatchLimits(1, config.max_batch_size or None)
 
-    def _timeout(self) -> dict:
+    def _timeout(self, seconds: float | None = None) -> dict:
         """The per-call timeout keyword of this protocol's client (HTTP's is set on the client)."""
-        return {"client_timeout": self.timeout} if self.protocol == Protocol.GRPC else {}
+        seconds = self.timeout if seconds is None else seconds
+        return {"client_timeout": seconds} if self.protocol == Protocol.GRPC else {}
 
     def _check_served(self, config) -> None:
         """The served config (one input, one output, their dims and types) against the contract
@@ -114,9 +128,9 @@ class TritonBackend:
                                f"contract says: {'; '.join(problems)}; rewrite the repository "
                                "with 'reid-export triton'")
 
-    def _config(self, client):
+    def _config(self, client, wait: float):
         if self.protocol == Protocol.GRPC:
-            return client.get_model_config(self.model, **self._timeout()).config
+            return client.get_model_config(self.model, **self._timeout(wait)).config
         # HTTP gives JSON; the same message, parsed with Triton's schema.
         from google.protobuf import json_format
 
@@ -125,13 +139,16 @@ class TritonBackend:
         return json_format.ParseDict(client.get_model_config(self.model),
                                      model_config_pb2().ModelConfig(), ignore_unknown_fields=True)
 
+    def _new_client(self, timeout: float):
+        if self.protocol == Protocol.GRPC:
+            return self.module.InferenceServerClient(self.url)
+        return self.module.InferenceServerClient(self.url, connection_timeout=timeout,
+                                                 network_timeout=timeout)
+
     def client(self):
         client = getattr(self._local, "client", None)
         if client is None:
-            client = self.module.InferenceServerClient(self.url) \
-                if self.protocol == Protocol.GRPC else self.module.InferenceServerClient(
-                    self.url, connection_timeout=self.timeout, network_timeout=self.timeout)
-            self._local.client = client
+            client = self._local.client = self._new_client(self.timeout)
         return client
 
     def run(self, batch: np.ndarray) -> np.ndarray:
@@ -192,7 +209,8 @@ class TritonEmbedder(Embedder):
         protocol: "grpc" (default) or "http".
         max_batch: largest batch per request (default: the served max_batch_size).
         normalize: L2-normalise the embeddings (a no-op if the served model already does).
-        timeout: seconds to wait for each request.
+        timeout: seconds to wait for each request (connecting waits at least
+            CONNECT_TIMEOUT_MIN, 1 s).
     """
 
     def __new__(cls, url: str, model: str, *, protocol: str = "grpc",
