@@ -76,7 +76,8 @@ class TritonBackend:
         self.device = f"triton {self.protocol}://{url}"
         self._local = threading.local()
         wait = max(timeout, CONNECT_TIMEOUT_MIN)
-        # HTTP's timeouts belong to its client: the checks get one of their own.
+        # gRPC takes a timeout per call, so the checks open the channel the requests then use;
+        # HTTP's timeouts belong to its client, so the checks get one of their own.
         http = self.protocol == Protocol.HTTP
         client = self._new_client(wait) if http else self.client()
         try:
