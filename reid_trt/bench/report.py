@@ -112,6 +112,31 @@ def notes(report: BenchReport, name_of: Callable[[str], str] = str) -> list[str]
         if s.same_weights is False:
             lines.append(f"note: {s.path} was not exported from the {name_of('weights')} file "
                          "(sha256 differs): its parity compares two different models")
+    lines += int8_slower(report)
+    return lines
+
+
+def int8_slower(report: BenchReport) -> list[str]:
+    """INT8 subjects that ran slower than an FP32 one on the same device: INT8 pays only where
+    its kernels are fast (TensorRT on a GPU; on CPUs, VNNI or AMX instructions); elsewhere the
+    quantize/dequantize work can cost more than the integer convolutions save."""
+    from reid_trt.core.machine import cpu_int8_flags
+
+    flags = cpu_int8_flags()
+    cpu = f"this CPU has {', '.join(flags)}" if flags else "this CPU has no VNNI or AMX"
+    lines = []
+    for q in (s for s in report.subjects if s.precision == "int8"):
+        for f in (s for s in report.subjects if s.precision == "fp32" and s.device == q.device
+                  and s.role == "subject"):
+            slower = [(qr.batch, qt.p50_ms, ft.p50_ms) for qr, fr in zip(q.latency, f.latency,
+                                                                          strict=False)
+                      for qt, ft in [(qr.timing("end_to_end"), fr.timing("end_to_end"))]
+                      if qt and ft and qr.batch == fr.batch and qt.throughput < ft.throughput]
+            if slower:
+                where = ", ".join(f"batch {b}: {a:.1f} against {c:.1f} ms" for b, a, c in slower)
+                note = "" if q.device.startswith("cuda") else f"; {cpu}"
+                lines.append(f"note: {q.label} is slower than {f.label} on this machine "
+                             f"({where}, end to end p50): serve the FP32 graph here{note}")
     return lines
 
 

@@ -9,7 +9,15 @@ from pathlib import Path
 from reid_trt.bench.results import LatencyRow, Load, Parity
 from reid_trt.core.errors import ReidTrtError, opt
 from reid_trt.core.metrics import RetrievalScores
-from reid_trt.core.options import ConfigError, batch_size, bounded, described, parse_device
+from reid_trt.core.options import (
+    ConfigError,
+    Spin,
+    batch_size,
+    bounded,
+    coerce_choices,
+    described,
+    parse_device,
+)
 from reid_trt.runtime.embedder import Embedder
 
 MAX_CROPS = 10_000  # parity crops are held in memory, decoded
@@ -40,8 +48,12 @@ class BenchConfig:
     clients: int = 0  # concurrent clients per subject (0: no concurrent load)
     client_requests: int = described(20, "Calls per concurrent client.")
     client_batch: int = described(4, "Crops per concurrent call (the boxes of a frame).")
+    spin: Spin = described(
+        Spin.CALL, "When ONNX Runtime's CPU threads busy-wait: call (spin while a call runs; what "
+        "Embedder does), always (also between calls, ONNX Runtime's default) or never.")
 
     def __post_init__(self):
+        coerce_choices(self, spin=Spin)
         if not self.batches:
             raise ConfigError("batches", self.batches, "give at least one batch size")
         for b in self.batches:
@@ -110,7 +122,7 @@ def open_subjects(engines: list[Path], graphs: list[Path], weights: Path | None,
     for path, on_openvino in runs:
         # OpenVINO runs on the CPU unless told: --device names CUDA devices, not Intel ones.
         embedder = Embedder(path, device=None if on_openvino else config.device,
-                            backend="openvino" if on_openvino else None)
+                            backend="openvino" if on_openvino else None, spin=config.spin)
         precision = embedder.contract.precision
         source = embedder.contract.weights_sha256
         same = None if not (weights_sha and source) else source == weights_sha

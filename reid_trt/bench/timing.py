@@ -11,6 +11,11 @@ from reid_trt.bench.results import Latency, LatencyRow
 from reid_trt.bench.subjects import BenchConfig, Subject
 from reid_trt.runtime.backends.base import Backend, Profiled
 
+# Before each subject's turn: the previous subject's worker threads (PyTorch's OpenMP pool, ONNX
+# Runtime told to spin always) stop spinning within this; without it, ONNX Runtime at batch 32
+# was timed 1.4x slower in a four-subject run than alone in a fresh process (issue #28).
+QUIET_S = 0.05
+
 
 def time_calls(fn: Callable[[], object], runs: int) -> list[float]:
     """Seconds taken by each of `runs` calls of `fn` (fn itself waits for the device)."""
@@ -70,12 +75,14 @@ def time_subjects(subjects: list[Subject], crops: list[np.ndarray], config: Benc
             progress(f"batch {batch}: warming up {key[0]}", 0)
             time_calls(fn, config.warmup)
             samples[key] = []
-        for runs in per_round:
-            for key, fn in calls.items():
+        keys = list(calls)
+        for r, runs in enumerate(per_round):
+            # Each round in a rotated order, so no subject always follows the same neighbour.
+            for key in keys[r % len(keys):] + keys[:r % len(keys)]:
                 progress(f"batch {batch}: {key[1].replace('_', ' ')}, {key[0]}", 0)
-                # One untimed call first: the previous subject's worker threads may still be
-                # spinning (OpenMP, ONNX Runtime), which would land on this first call.
-                fn()
+                fn = calls[key]
+                time.sleep(QUIET_S)  # the last subject's threads go to sleep
+                fn()  # untimed: caches and pools warm again after the other subject
                 samples[key] += time_calls(fn, runs)
         for subject in subjects:
             row = subject.latency[-1]

@@ -47,6 +47,7 @@ from reid_trt.core.options import (
     CalibrationMethod,
     ConfigError,
     Precision,
+    Spin,
     bounded,
     coerce_choices,
     described,
@@ -246,7 +247,7 @@ class Scorer:
             self.groups = {("query and gallery (unseen)" if k.startswith("camera") else k): v
                            for k, v in self.groups.items()}
         self.x = graph_input(protocol.with_shifts(sets.judged_crops), contract)
-        source_session = ort_session(source, source="the source graph", spin=False)
+        source_session = ort_session(source, source="the source graph", spin=Spin.NEVER)
         self.reference = run_chunked(source_session, self.name, self.x)
         self.fp32_retrieval = self._map(self.reference) if sets.n_query else None
         self.quick_rows = np.flatnonzero(np.arange(len(self.x)) % self.n < QUICK_CROPS)
@@ -292,7 +293,7 @@ class Scorer:
         whole domain's mean below it, the worst 1% so far below it: more rows only lower
         that). The chunks are those of every other scoring, so the rows computed are the same
         bits and a candidate that holds gets the same figures."""
-        session = ort_session(model, spin=False)
+        session = ort_session(model, spin=Spin.NEVER)
         first = set(self.groups.get(self.last_worst, []))
         order = sorted(chunks(len(self.x)), key=lambda c: not first & set(range(c.start, c.stop)))
         got = np.zeros_like(self.reference)
@@ -312,7 +313,7 @@ class Scorer:
 
     def quick(self, model: onnx.ModelProto) -> Agreement:
         rows = self.quick_rows
-        got = run_chunked(ort_session(model, spin=False), self.name, self.x[rows])
+        got = run_chunked(ort_session(model, spin=Spin.NEVER), self.name, self.x[rows])
         cos = cosine_rows(got, self.reference[rows])
         worst, figure = protocol.worst_domain(protocol.domain_figures(cos, self.quick_groups))
         return self._remember(Agreement(float(cos.mean()), float(cos.min()), 1.0, low_tail(cos),
@@ -332,7 +333,7 @@ def _equalized(source: onnx.ModelProto, batches: list[np.ndarray], score: Scorer
     (it never should: the check guards the pass, not the data)."""
     graph, pairs = equalize(source, batches)
     reference = score.reference[:score.n]
-    session = ort_session(graph, source="the equalised graph", spin=False)
+    session = ort_session(graph, source="the equalised graph", spin=Spin.NEVER)
     got = run_chunked(session, score.name, score.x[:score.n])
     worst = float(cosine_rows(got, reference).min())
     used = worst >= EQUALIZED_MIN_COSINE

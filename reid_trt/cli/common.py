@@ -33,7 +33,7 @@ FLAGS = {
     "max_queue_delay_us": "--max-queue-delay-us", "http_port": "--http-port",
     "grpc_port": "--grpc-port", "metrics_port": "--metrics-port", "clients": "--clients",
     "client_requests": "--client-requests", "client_batch": "--client-batch", "host": "--host",
-    "timeout": "--timeout", "consumer": "--for", "output": "-o",
+    "timeout": "--timeout", "consumer": "--for", "output": "-o", "spin": "--spin",
 }
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import onnx
 
 from reid_trt.core.errors import MissingDependencyError, ReidTrtError, opt
+from reid_trt.core.options import Spin
 
 # The first opset whose QuantizeLinear/DequantizeLinear take FP16 inputs and scales.
 QDQ_FP16_OPSET = 19
@@ -76,12 +77,12 @@ def onnxruntime(purpose: str = "running .onnx models"):
 
 
 def ort_session(model: onnx.ModelProto | Path | str, cuda_device: int | None = None,
-                source: str = "graph", spin: bool = True):
+                source: str = "graph", spin: Spin = Spin.CALL):
     """An InferenceSession for `model` (a graph or its path): on CUDA device `cuda_device` when
     given (the caller has checked the provider exists), else the CPU; with the passes that
-    miscompute the graph turned off. spin=False for offline work (calibration, verification):
-    ONNX Runtime's worker threads then sleep between calls instead of spinning, which leaves
-    the cores to whatever runs beside them. Two INT8 scorings side by side on 2 cores ran
+    miscompute the graph turned off. `spin` (core/options.Spin): CALL for the runtime, NEVER for
+    offline work (calibration, verification), whose worker threads then sleep at every wait and
+    leave the cores to whatever runs beside them: two INT8 scorings side by side on 2 cores ran
     313 images/s together against 247 spinning (one alone: 293 against 303)."""
     ort = onnxruntime()
     if not isinstance(model, onnx.ModelProto):
@@ -89,8 +90,10 @@ def ort_session(model: onnx.ModelProto | Path | str, cuda_device: int | None = N
         model = load_onnx(model)
     options = ort.SessionOptions()
     options.log_severity_level = 3
-    if not spin:
+    if spin == Spin.NEVER:
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    elif spin == Spin.CALL:  # spinning inside a run (cheap waits between kernels), none after
+        options.add_session_config_entry("session.force_spinning_stop", "1")
     providers: list = ["CPUExecutionProvider"]
     if cuda_device is not None:
         providers.insert(0, ("CUDAExecutionProvider", {"device_id": cuda_device}))
@@ -116,4 +119,4 @@ def probe_session(model: onnx.ModelProto, tensors: list[str]):
     for name in tensors:
         probe.graph.output.append(onnx.helper.make_tensor_value_info(
             name, onnx.TensorProto.FLOAT, None))
-    return ort_session(probe, source="the graph probed for activations", spin=False)
+    return ort_session(probe, source="the graph probed for activations", spin=Spin.NEVER)

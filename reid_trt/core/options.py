@@ -58,6 +58,20 @@ class BackendName(Choice):
     TORCH = "torch"
 
 
+class Spin(Choice):
+    """When a CPU runtime's idle worker threads busy-wait (ONNX Runtime's thread pool).
+
+    A tracker alternates the detector and re-ID on the same cores: threads that spin after a call
+    take the cores the detector needs next. Measured on a 2-core AMD EPYC (Zen 3), real
+    osnet_x0_25 at batch 32 alternating with a detector-sized PyTorch net
+    (benchmarks/stage_alternation.py): ALWAYS slowed the detector 1.3-1.9x; NEVER left it alone
+    but slowed re-ID by itself 25%; CALL kept both within a few percent of running alone."""
+
+    CALL = "call"  # spin while a call runs, sleep once it returns: the default
+    ALWAYS = "always"  # ONNX Runtime's own default: keep spinning between calls (a dedicated box)
+    NEVER = "never"  # sleep at every wait: offline work sharing the cores (calibration, checks)
+
+
 class InstanceNormPath(Choice):
     NATIVE = "native"
     PLUGIN = "plugin"

@@ -33,6 +33,7 @@ from reid_trt.core.errors import ReidTrtError
 from reid_trt.core.fileio import write_bytes_atomic
 from reid_trt.core.machine import cpu_count, cpu_name
 from reid_trt.core.onnxio import load_onnx
+from reid_trt.core.options import Spin
 from reid_trt.core.preprocess import graph_input
 
 log = logging.getLogger("reid_trt")
@@ -42,10 +43,14 @@ CACHE_ENV = "REID_TRT_CACHE_DIR"
 CANDIDATES = ("onnxruntime", "openvino")
 PROBE_BATCHES = (1, 32)
 PROBE_ROUNDS = 3  # interleaved, so a burst of other load hits both backends alike
+# Before each backend's turn: long enough for the other runtime's threads to stop spinning and
+# sleep (ONNX Runtime stops when its call returns; PyTorch's OpenMP pool within about 10 ms).
+QUIET_S = 0.02
 # Within this factor ONNX Runtime keeps the default: a probe cannot rank closer than that on a
 # shared machine, and ONNX Runtime is the reference the exported graph was verified with.
 TIE = 1.05
-RECORD_VERSION = 1
+# 2: probes that rotate and wait out the other runtime's threads (1 timed through their spinning)
+RECORD_VERSION = 2
 
 
 @dataclass
@@ -138,7 +143,7 @@ def _remember(key: str, choice: CpuChoice) -> None:
         log.warning("reid-trt: cannot record the CPU backend choice in %s (%s)", path, e.strerror)
 
 
-def _open(name: str, path: Path, model):
+def _open(name: str, path: Path, model, spin: Spin = Spin.CALL):
     if name == "openvino":
         from reid_trt.runtime.backends.openvino import OpenVINOBackend
 
@@ -146,7 +151,7 @@ def _open(name: str, path: Path, model):
     from reid_trt.core.options import Device
     from reid_trt.runtime.backends.onnxruntime import OnnxRuntimeBackend
 
-    return OnnxRuntimeBackend(path, Device("cpu"), graph=model)
+    return OnnxRuntimeBackend(path, Device("cpu"), graph=model, spin=spin)
 
 
 def probe_crops(n: int) -> list[np.ndarray]:
@@ -156,9 +161,11 @@ def probe_crops(n: int) -> list[np.ndarray]:
 
 
 def time_backends(backends: dict, batches=PROBE_BATCHES, rounds: int = PROBE_ROUNDS) -> dict:
-    """backend name -> batch -> median ms of one end-to-end call (preprocess + run), the backends
-    interleaved round by round after one warm-up call each. A graph with a static batch is
-    timed at that batch alone."""
+    """backend name -> batch -> median ms of one end-to-end call (preprocess + run), after one
+    warm-up call each. The backends take turns, round by round, in an order rotated every round
+    (none always follows the same neighbour), each turn after a quiet gap and an untimed call, so
+    no backend is timed while the other's threads still hold the cores. A graph with a static
+    batch is timed at that batch alone."""
     limits = next(iter(backends.values())).limits  # one graph: the same for every backend
     batches = [b for b in batches if limits.fits(b)] or [limits.static or limits.min]
     crops = probe_crops(max(batches))
@@ -172,12 +179,15 @@ def time_backends(backends: dict, batches=PROBE_BATCHES, rounds: int = PROBE_ROU
     for backend in backends.values():
         for b in batches:
             call(backend, b)  # warm-up: first-call allocations and lazy kernel choice
-    for _ in range(rounds):
-        for name, backend in backends.items():
+    names = list(backends)
+    for r in range(rounds):
+        for name in names[r % len(names):] + names[:r % len(names)]:
+            backend = backends[name]
             for b in batches:
+                time.sleep(QUIET_S)
+                call(backend, b)
                 # small batches are quick and noisier: more calls per round
-                repeats = max(1, 8 // b)
-                times[name][b] += [call(backend, b) for _ in range(repeats)]
+                times[name][b] += [call(backend, b) for _ in range(max(1, 8 // b))]
     return {name: {str(b): round(1e3 * statistics.median(ts), 3) for b, ts in per.items()}
             for name, per in times.items()}
 
@@ -204,8 +214,9 @@ def _describe(winner: str, ms: dict) -> str:
     return f"measured here: {batches} against {other}, end to end on {cpu_name()}, {cpu_count()} CPUs"
 
 
-def choose_cpu_backend(path: Path):
-    """(backend opened on the CPU for the graph at `path`, CpuChoice)."""
+def choose_cpu_backend(path: Path, spin: Spin = Spin.CALL):
+    """(backend opened on the CPU for the graph at `path`, CpuChoice); ONNX Runtime's threads
+    wait as `spin` says, in the probe as after it."""
     forced = os.environ.get(BACKEND_ENV, "").strip().lower()
     have = installed()
     if forced and forced != "auto":
@@ -215,22 +226,22 @@ def choose_cpu_backend(path: Path):
         if forced not in have:
             raise ReidTrtError(f"{BACKEND_ENV}={forced}, but {forced} is not installed; pip install "
                                f"{forced}, or unset {BACKEND_ENV}")
-        return _open(forced, path, None), CpuChoice(forced, f"{BACKEND_ENV}={forced}")
+        return _open(forced, path, None, spin), CpuChoice(forced, f"{BACKEND_ENV}={forced}")
     if not have:
         raise ReidTrtError(f"{path.name}: no ONNX runtime installed; pip install onnxruntime "
                            "(or openvino)")
     if len(have) == 1:
         name = have[0]
         missing = next(n for n in CANDIDATES if n != name)
-        return _open(name, path, None), CpuChoice(name, f"{missing} is not installed")
+        return _open(name, path, None, spin), CpuChoice(name, f"{missing} is not installed")
     model = load_onnx(path, "model")
-    key = f"{machine_key()} | {structure_key(model)}"
+    key = f"{machine_key()} | {structure_key(model)} | spin={spin}"
     entry = _read_record(record_path())["choices"].get(key)
     if entry and entry.get("backend") in have:
         choice = CpuChoice(entry["backend"], str(entry.get("reason", "")), entry.get("ms", {}),
                            str(entry.get("measured", "")), cached=True)
-        return _open(choice.backend, path, model), choice
-    backends = {"onnxruntime": _open("onnxruntime", path, model)}
+        return _open(choice.backend, path, model, spin), choice
+    backends = {"onnxruntime": _open("onnxruntime", path, model, spin)}
     try:
         backends["openvino"] = _open("openvino", path, model)
     except (ReidTrtError, RuntimeError) as e:  # a graph OpenVINO cannot compile runs on ORT

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -18,6 +19,7 @@ from reid_trt.core.options import (
     BackendName,
     ConfigError,
     Device,
+    Spin,
     batch_size,
     choice,
     parse_device,
@@ -37,12 +39,13 @@ def default_device() -> Device:
 
 def open_backend(path: Path, device: str | Device | None = None, variant: str = "auto",
                  trust_checkpoint: bool = False, backend: str | None = None,
-                 ) -> tuple[Backend, CpuChoice | None]:
+                 spin: str | Spin = Spin.CALL) -> tuple[Backend, CpuChoice | None]:
     """The backend for a model file, and the CpuChoice where one was made: `backend` if given,
     else by the file's suffix; an .onnx on the CPU runs on whichever of ONNX Runtime and OpenVINO
     is faster here (runtime/cpu_choice.py). device None: cuda:0 if present (OpenVINO: the CPU)."""
     suffix = path.suffix.lower()
     backend = None if backend is None else choice(BackendName, backend, "backend")
+    spin = choice(Spin, spin, "spin")
     if path.is_dir():
         raise ReidTrtError(f"{path} is a directory; pass an engine (.plan), a graph (.onnx) or a "
                            "checkpoint (.pth)")
@@ -70,11 +73,11 @@ def open_backend(path: Path, device: str | Device | None = None, variant: str = 
     if suffix == ".onnx" and backend is None and not device.is_cuda:
         from reid_trt.runtime.cpu_choice import choose_cpu_backend
 
-        return choose_cpu_backend(path)
+        return choose_cpu_backend(path, spin)
     if suffix == ".onnx":
         from reid_trt.runtime.backends.onnxruntime import OnnxRuntimeBackend
 
-        return OnnxRuntimeBackend(path, device, device_chosen=chosen), None
+        return OnnxRuntimeBackend(path, device, device_chosen=chosen, spin=spin), None
     if suffix in TORCH_SUFFIXES:
         from reid_trt.runtime.backends.torch import TorchBackend
 
@@ -103,6 +106,10 @@ class Embedder:
             (.plan/.engine TensorRT, .xml OpenVINO, .pth PyTorch; .onnx: ONNX Runtime on a CUDA
             device, on the CPU whichever of ONNX Runtime and OpenVINO is faster on this machine,
             measured on first load and remembered; `cpu_choice` says which and why).
+        spin: when ONNX Runtime's CPU threads busy-wait: "call" (default) spins only while a
+            call runs, so a detector running between re-ID calls gets the cores; "always"
+            (ONNX Runtime's own default) also between calls, for a machine that runs nothing
+            else; "never" sleeps at every wait (core/options.Spin has the measurements).
 
     Thread safety: `embed` may be called from several threads at once; ONNX Runtime and PyTorch
     run concurrently, the TensorRT backend serialises calls on its one execution context.
@@ -110,14 +117,16 @@ class Embedder:
 
     cpu_choice: CpuChoice | None = None  # why this backend, where Embedder chose among CPU ones
     path: Path | None = None  # the model file; None for a backend opened elsewhere
+    overlap = True  # preprocess the next chunk while the backend computes this one
 
     def __init__(self, path: str | Path, *, device: str | None = None, max_batch: int | None = None,
                  normalize: bool = True, variant: str = "auto", trust_checkpoint: bool = False,
-                 backend: str | None = None):
+                 backend: str | None = None, spin: str = "call"):
         if max_batch is not None:
             batch_size(max_batch, "max_batch")
         self.path = Path(path)
-        opened, self.cpu_choice = open_backend(self.path, device, variant, trust_checkpoint, backend)
+        opened, self.cpu_choice = open_backend(self.path, device, variant, trust_checkpoint, backend,
+                                               spin)
         self._attach(opened, max_batch, normalize)
 
     @classmethod
@@ -166,11 +175,27 @@ class Embedder:
         return graph_input(crops, self.contract)
 
     def _run(self, n: int, batch_of) -> np.ndarray:
-        """Runs inputs 0..n in chunks the backend takes; `batch_of(start, stop)` makes each."""
+        """Runs inputs 0..n in chunks the backend takes; `batch_of(start, stop)` makes each.
+        With several chunks, the next one is preprocessed on a helper thread while the backend
+        computes this one (OpenCV, NumPy and the runtimes release the GIL), so at most two
+        chunks are held at once."""
         out = np.empty((n, self.dim), dtype=np.float32)
-        for c in self.backend.limits.plan(n, self.chunk):
-            part = pad_batch(batch_of(c.start, c.stop), c.padded)
-            out[c.start:c.stop] = self.backend.run(part)[:c.stop - c.start]
+        chunks = self.backend.limits.plan(n, self.chunk)
+
+        def make(c):
+            return pad_batch(batch_of(c.start, c.stop), c.padded)
+
+        if len(chunks) == 1 or not self.overlap:
+            for c in chunks:
+                out[c.start:c.stop] = self.backend.run(make(c))[:c.stop - c.start]
+            return out
+        with ThreadPoolExecutor(1, thread_name_prefix="reid-trt-preprocess") as helper:
+            ready = helper.submit(make, chunks[0])
+            for i, c in enumerate(chunks):
+                part = ready.result()
+                if i + 1 < len(chunks):
+                    ready = helper.submit(make, chunks[i + 1])
+                out[c.start:c.stop] = self.backend.run(part)[:c.stop - c.start]
         return out
 
     def _finish(self, v: np.ndarray) -> np.ndarray:

@@ -10,17 +10,19 @@ from reid_trt.core.batching import BatchLimits
 from reid_trt.core.contract import contract_of
 from reid_trt.core.errors import ReidTrtError
 from reid_trt.core.onnxio import has_cuda_provider, load_onnx, ort_session
-from reid_trt.core.options import Device
+from reid_trt.core.options import Device, Spin
 
 
 class OnnxRuntimeBackend:
     name = "onnxruntime"
     accepts_device_tensors = False
 
-    def __init__(self, path: Path, device: Device, device_chosen: bool = True, graph=None):
+    def __init__(self, path: Path, device: Device, device_chosen: bool = True, graph=None,
+                 spin: Spin = Spin.CALL):
         """`device_chosen`: the caller asked for `device` (a CUDA device without ONNX Runtime's
         CUDA provider is then an error, not a silent fallback to the CPU). `graph`: the .onnx at
-        `path`, where the caller has loaded it already."""
+        `path`, where the caller has loaded it already. `spin`: when the CPU worker threads
+        busy-wait (core/options.Spin)."""
         model = load_onnx(path, "model") if graph is None else graph
         self.contract = contract_of(model, str(path))
         cuda = device.is_cuda and has_cuda_provider()
@@ -29,7 +31,7 @@ class OnnxRuntimeBackend:
                                "pip install onnxruntime-gpu, or pass device='cpu'")
         self.device = str(device) if cuda else "cpu"
         # InferenceSession.run is thread-safe: no lock needed around it.
-        self.session = ort_session(model, device.index if cuda else None, str(path))
+        self.session = ort_session(model, device.index if cuda else None, str(path), spin)
         self.input = self.session.get_inputs()[0]
         batch = self.input.shape[0]
         self.limits = BatchLimits(static=batch if isinstance(batch, int) else None)
