@@ -80,8 +80,10 @@ def main() -> None:
             for mode in ("end_to_end", "compute"):
                 t = statistics.median(r[s][batch][mode] for r in together)
                 a = statistics.median(r[batch][mode] for r in alone[s])
+                spread = [r[batch][mode] for r in alone[s]]
                 rows.append({"subject": s, "batch": int(batch), "mode": mode, "in_run_ms": t,
-                             "alone_ms": a, "ratio": t / a})
+                             "alone_ms": a, "ratio": t / a,
+                             "alone_spread": max(spread) / min(spread)})
     machine = f"{cpu_name()}, {cpu_count()} CPUs"
     results = HERE / "results"
     (results / "bench_isolation_cpu.json").write_text(json.dumps(
@@ -94,11 +96,12 @@ def main() -> None:
              "Real osnet_x0_25 MSMT17: the checkpoint on PyTorch, its FP32 graph on ONNX Runtime "
              "and OpenVINO; 64 real MOT17 boxes. Every run a fresh process; p50 ms, median of "
              f"{args.repeats} repeats.", "",
-             "| subject | batch | mode | in the run | alone | in-run / alone |",
-             "| --- | --- | --- | --- | --- | --- |"]
+             "| subject | batch | mode | in the run | alone | in-run / alone | alone: slowest / "
+             "fastest process |", "| --- | --- | --- | --- | --- | --- | --- |"]
     for r in rows:
         lines.append(f"| {r['subject']} | {r['batch']} | {r['mode'].replace('_', ' ')} | "
-                     f"{r['in_run_ms']:.2f} | {r['alone_ms']:.2f} | {r['ratio']:.3f} |")
+                     f"{r['in_run_ms']:.2f} | {r['alone_ms']:.2f} | {r['ratio']:.3f} | "
+                     f"{r['alone_spread']:.3f} |")
     worst = max(abs(r["ratio"] - 1) for r in rows)
     lines += ["", f"Largest difference: {100 * worst:.1f}%."]
     (results / "bench_isolation_cpu.md").write_text("\n".join(lines) + "\n")

@@ -102,9 +102,7 @@ def worker(subject: str, work: Path, iterations: int, with_detector: bool) -> di
     seq = frames()
     detect = detector() if with_detector else None
     reid = Timed(reid_model(subject, work))
-    tracker = boxmot.BotSort(reid_model=reid, with_reid=True, cmc_method=None) \
-        if "cmc_method" in boxmot.BotSort.__init__.__code__.co_varnames \
-        else boxmot.BotSort(reid_model=reid)
+    tracker = boxmot.BotSort(reid_model=reid, use_cmc=False)  # CMC off: re-ID and tracking only
     ids, loop = [], []
     for i in range(WARMUP + iterations):
         frame, dets = seq[i % len(seq)]
@@ -193,7 +191,8 @@ def main() -> None:
              f"Command: `.venv/bin/python benchmarks/tracker_loop.py --iterations "
              f"{args.iterations}` (BoxMOT 25 BoT-SORT, MOT17-04 frames looped, "
              f"{rows[0]['boxes_per_frame']:.0f} ground-truth boxes per frame as detections, "
-             f"{WARMUP} warm-up iterations; each subject in a fresh process). Detector: YOLOv8n "
+             f"{WARMUP} warm-up iterations, camera-motion compensation off; each subject in a fresh "
+             "process). Detector: YOLOv8n "
              "from its yaml, PyTorch eager, 640x640, run on each frame before the tracker. "
              "Re-ID ms: timed around each get_features call in the loop. Ids and features "
              "against BoxMOT's torch backend in the same mode.", "",

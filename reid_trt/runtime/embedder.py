@@ -117,7 +117,6 @@ class Embedder:
 
     cpu_choice: CpuChoice | None = None  # why this backend, where Embedder chose among CPU ones
     path: Path | None = None  # the model file; None for a backend opened elsewhere
-    overlap = True  # preprocess the next chunk while the backend computes this one
 
     def __init__(self, path: str | Path, *, device: str | None = None, max_batch: int | None = None,
                  normalize: bool = True, variant: str = "auto", trust_checkpoint: bool = False,
@@ -156,6 +155,11 @@ class Embedder:
                                f"batch {limits.min}")
         self.max_batch = min(b for b in (max_batch, limits.max) if b) \
             if (max_batch or limits.max) else None
+        # Preprocess the next chunk while the backend computes this one, where the compute is
+        # not on the host's cores: on a 2-core CPU the runtime already uses both, and 256 crops
+        # in chunks of 32 took 4-12% longer overlapped on ONNX Runtime, 0-3% less on OpenVINO.
+        device = str(backend.device).lower()
+        self.overlap = not (device == "cpu" or device.endswith(":cpu"))
 
     @property
     def dim(self) -> int:
@@ -176,9 +180,10 @@ class Embedder:
 
     def _run(self, n: int, batch_of) -> np.ndarray:
         """Runs inputs 0..n in chunks the backend takes; `batch_of(start, stop)` makes each.
-        With several chunks, the next one is preprocessed on a helper thread while the backend
-        computes this one (OpenCV, NumPy and the runtimes release the GIL), so at most two
-        chunks are held at once."""
+        With several chunks on a backend that computes off the host CPU (a GPU, an NPU, a
+        server), the next chunk is preprocessed on a helper thread while the backend computes
+        this one (OpenCV, NumPy and the runtimes release the GIL); at most two chunks are held
+        at once."""
         out = np.empty((n, self.dim), dtype=np.float32)
         chunks = self.backend.limits.plan(n, self.chunk)
 

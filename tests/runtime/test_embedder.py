@@ -86,6 +86,19 @@ def test_batching_past_the_maximum_and_static_graphs(graphs, market_crops, mot, 
     assert min_cos(small, reference) >= 0.9999 and min_cos(static, reference) >= 0.9999
 
 
+def test_preprocessing_overlapped_with_compute_gives_the_same_rows(graphs, market_crops, mot):
+    """Off-host backends preprocess the next chunk while computing this one; on the CPU it
+    stays serial (both cores are the runtime's). Forced on here: same rows, same order, the
+    static graph's padded last chunk included."""
+    crops = market_crops + mot
+    for graph, options in ((graphs["fp32"], {"max_batch": 8}), (graphs["static4"], {})):
+        with Embedder(graph, device="cpu", backend="onnxruntime", **options) as embedder:
+            assert not embedder.overlap
+            serial = embedder.embed(crops)
+            embedder.overlap = True
+            np.testing.assert_allclose(embedder.embed(crops), serial, atol=1e-6)
+
+
 def test_threads_give_the_same_results(graphs, torch_embedder, market_crops, mot):
     crops = market_crops + mot
     rotations = [crops[i:] + crops[:i] for i in range(4)]
