@@ -81,6 +81,18 @@ def detector():
     return run
 
 
+def keep_installed_onnxruntime() -> None:
+    """BoxMOT 25's exporters (installing its extras) and its ONNX backend pip-install
+    onnxruntime==1.24.3 over any other version at run time; every subject here runs on the
+    environment as installed."""
+    from boxmot.reid.backends import dependencies
+    from boxmot.utils.checks import RequirementsChecker
+
+    dependencies.REID_BACKEND_REQUIREMENTS["onnx"] = ("onnxruntime>=1.18.1",)
+    RequirementsChecker.sync_extra = lambda self, *args, **kwargs: None
+    RequirementsChecker.check_packages = lambda self, *args, **kwargs: None
+
+
 def reid_model(subject: str, work: Path):
     if subject.startswith("reid-trt"):
         from reid_trt.integrations.boxmot import BoxMOTReID
@@ -89,7 +101,7 @@ def reid_model(subject: str, work: Path):
     from boxmot.reid.backends.onnx_backend import ONNXBackend
     from boxmot.reid.core import ReID
 
-    # BoxMOT 25 pip-installs its pinned onnxruntime at run time otherwise (tests/integrations).
+    keep_installed_onnxruntime()
     ONNXBackend._ensure_onnxruntime_installed = lambda self: None
     weights = {"boxmot torch": "osnet_x0_25_msmt17.pt", "boxmot onnx": "osnet_x0_25_msmt17.onnx",
                "boxmot openvino": "osnet_x0_25_msmt17_openvino_model"}[subject]
@@ -135,6 +147,8 @@ def prepare(work: Path) -> None:
     from boxmot.reid.exporters.config import build_export_namespace
     from boxmot.reid.exporters.workflow import export_reid
 
+    keep_installed_onnxruntime()
+
     export_reid(build_export_namespace({"weights": own / "osnet_x0_25_msmt17.pt",
                                         "include": ("onnx", "openvino"), "dynamic": True}))
 
@@ -160,8 +174,11 @@ def main() -> None:
         subject, work, with_detector = args.worker
         print(json.dumps(worker(subject, Path(work), args.iterations, with_detector == "1")))
         return
+    import onnxruntime
+
     from reid_trt.core.machine import cpu_count, cpu_name
 
+    version = onnxruntime.__version__
     runs = []
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
@@ -176,7 +193,11 @@ def main() -> None:
                 runs.append(json.loads(out.stdout.strip().splitlines()[-1]))
                 print(subject, with_detector, round(runs[-1]["fps"], 1),
                       round(runs[-1]["reid_ms_per_frame"], 1), flush=True)
-    machine = f"{cpu_name()}, {cpu_count()} CPUs"
+    import importlib.metadata
+
+    if importlib.metadata.version("onnxruntime") != version:
+        raise SystemExit(f"onnxruntime changed from {version} during the run: reinstall it")
+    machine = f"{cpu_name()}, {cpu_count()} CPUs, onnxruntime {version}"
     rows = []
     for run in runs:
         reference = next(r for r in runs if r["subject"] == "boxmot torch"

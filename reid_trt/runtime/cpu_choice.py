@@ -186,8 +186,9 @@ def time_backends(backends: dict, batches=PROBE_BATCHES, rounds: int = PROBE_ROU
             for b in batches:
                 time.sleep(QUIET_S)
                 call(backend, b)
-                # small batches are quick and noisier: more calls per round
-                times[name][b] += [call(backend, b) for _ in range(max(1, 8 // b))]
+                # small batches are quick and noisier: more calls per round (at least two, so
+                # a large batch has six samples, not three)
+                times[name][b] += [call(backend, b) for _ in range(max(2, 8 // b))]
     return {name: {str(b): round(1e3 * statistics.median(ts), 3) for b, ts in per.items()}
             for name, per in times.items()}
 

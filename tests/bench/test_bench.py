@@ -8,9 +8,11 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+from reid_trt.bench.report import int8_slower
 from reid_trt.bench.run import BenchConfig, companion_onnx, run_bench
 from reid_trt.bench.timing import summarize
 from reid_trt.cli.bench import app
+from reid_trt.core.machine import INT8_CPU_FLAGS
 from reid_trt.engine.build import engine_from_onnx
 
 pytestmark = pytest.mark.slow  # reid-bench runs
@@ -108,6 +110,18 @@ def test_static_graph_and_first_subject_as_reference(graphs):
     one, four = static.latency
     assert one.compute is None and one.note == "static batch 4"
     assert one.end_to_end.runs == 3 and four.compute.runs == 3  # 2 + 1 in 2 rounds
+
+    # An INT8 subject slower than an FP32 one on the same device is noted, batch by batch, with
+    # what this CPU has for INT8 (the dynamic graph relabelled INT8: the note reads the timings).
+    dynamic.precision = "int8"
+    slower = [row.batch for row, ref in zip(dynamic.latency, static.latency, strict=True)
+              if row.end_to_end.throughput < ref.end_to_end.throughput]
+    notes = int8_slower(report)
+    assert len(notes) == (1 if slower else 0)
+    for note in notes:
+        assert "is slower than ort fp32 osnet.static4.onnx" in note
+        assert "no VNNI or AMX" in note or any(flag in note for flag in INT8_CPU_FLAGS)
+        assert all(f"batch {b}:" in note for b in slower)
 
 
 def test_companion_onnx_of_an_engine(graphs, tmp_path):
