@@ -293,7 +293,7 @@ class Scorer:
         whole domain's mean below it, the worst 1% so far below it: more rows only lower
         that). The chunks are those of every other scoring, so the rows computed are the same
         bits and a candidate that holds gets the same figures."""
-        session = ort_session(model, spin=Spin.NEVER)
+        session = ort_session(model, spin=Spin.NEVER, int8_in_float=True)
         first = set(self.groups.get(self.last_worst, []))
         order = sorted(chunks(len(self.x)), key=lambda c: not first & set(range(c.start, c.stop)))
         got = np.zeros_like(self.reference)
@@ -313,7 +313,7 @@ class Scorer:
 
     def quick(self, model: onnx.ModelProto) -> Agreement:
         rows = self.quick_rows
-        got = run_chunked(ort_session(model, spin=Spin.NEVER), self.name, self.x[rows])
+        got = run_chunked(ort_session(model, spin=Spin.NEVER, int8_in_float=True), self.name, self.x[rows])
         cos = cosine_rows(got, self.reference[rows])
         worst, figure = protocol.worst_domain(protocol.domain_figures(cos, self.quick_groups))
         return self._remember(Agreement(float(cos.mean()), float(cos.min()), 1.0, low_tail(cos),

@@ -134,7 +134,8 @@ def layer_stats(source: onnx.ModelProto, quantized: onnx.ModelProto, layers: lis
     """Per INT8 layer: its output's mean shift per channel and its noise, each layer fed its own
     FP32 input (one pass of a probe graph over the calibration batches)."""
     probe, outputs = _probe(source, quantized, layers)
-    session = ort_session(probe, source="the bias-correction probe", spin=Spin.NEVER)
+    session = ort_session(probe, source="the bias-correction probe", spin=Spin.NEVER,
+                          int8_in_float=True)
     feed = source.graph.input[0].name
     sums: dict[str, list] = {}
     count = 0

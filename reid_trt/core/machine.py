@@ -34,6 +34,13 @@ def cpu_int8_flags() -> list[str]:
     return []
 
 
+def int8_kernels_unsafe() -> bool:
+    """An x86 CPU without VNNI or AMX, where OpenVINO's CPU INT8 kernels (AVX2 multiply-adds into
+    saturating 16-bit sums) were measured wrong on reid-trt's Q/DQ graphs: mean cosine 0.55-0.58
+    to FP32 on a 2-core AMD EPYC (Zen 3), against 0.9996 with VNNI (issue #28)."""
+    return platform.machine().lower() in ("x86_64", "amd64") and not cpu_int8_flags()
+
+
 def cpu_count() -> int:
     """Logical CPUs this process may run on (a container's or taskset's share, not the host's)."""
     try:

@@ -77,13 +77,16 @@ def onnxruntime(purpose: str = "running .onnx models"):
 
 
 def ort_session(model: onnx.ModelProto | Path | str, cuda_device: int | None = None,
-                source: str = "graph", spin: Spin = Spin.CALL):
+                source: str = "graph", spin: Spin = Spin.CALL, int8_in_float: bool = False):
     """An InferenceSession for `model` (a graph or its path): on CUDA device `cuda_device` when
     given (the caller has checked the provider exists), else the CPU; with the passes that
     miscompute the graph turned off. `spin` (core/options.Spin): CALL for the runtime, NEVER for
     offline work (calibration, verification), whose worker threads then sleep at every wait and
     leave the cores to whatever runs beside them: two INT8 scorings side by side on 2 cores ran
-    313 images/s together against 247 spinning (one alone: 293 against 303)."""
+    313 images/s together against 247 spinning (one alone: 293 against 303). `int8_in_float`:
+    Q/DQ pairs computed as written (quantize, dequantize, float op) instead of fused into ONNX
+    Runtime's integer kernels, whose AVX2 path without VNNI saturates 16-bit sums: what
+    calibration judges is then what TensorRT computes, the same on every x86 CPU."""
     ort = onnxruntime()
     if not isinstance(model, onnx.ModelProto):
         source = str(model)
@@ -94,6 +97,8 @@ def ort_session(model: onnx.ModelProto | Path | str, cuda_device: int | None = N
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     elif spin == Spin.CALL:  # spinning inside a run (cheap waits between kernels), none after
         options.add_session_config_entry("session.force_spinning_stop", "1")
+    if int8_in_float:
+        options.add_session_config_entry("session.disable_quant_qdq", "1")
     providers: list = ["CPUExecutionProvider"]
     if cuda_device is not None:
         providers.insert(0, ("CUDAExecutionProvider", {"device_id": cuda_device}))

@@ -114,10 +114,10 @@ def test_a_damaged_or_unwritable_record_costs_a_measurement_only(graphs, unpinne
 def test_a_graph_openvino_refuses_runs_on_onnxruntime(graphs, unpinned, monkeypatch):
     opened = cpu_choice._open
 
-    def refuse_openvino(name, path, model):
+    def refuse_openvino(name, path, model, *spin):
         if name == "openvino":
             raise ReidTrtError("OpenVINO cannot compile osnet.onnx for CPU (unsupported op)")
-        return opened(name, path, model)
+        return opened(name, path, model, *spin)
 
     monkeypatch.setattr(cpu_choice, "_open", refuse_openvino)
     with Embedder(graphs["osnet_x0_25", "fp32"]) as e:

@@ -12,6 +12,7 @@ import numpy as np
 from reid_trt.core.batching import BatchLimits
 from reid_trt.core.contract import contract_of
 from reid_trt.core.errors import ReidTrtError
+from reid_trt.core.machine import cpu_name, int8_kernels_unsafe
 from reid_trt.core.onnxio import load_onnx
 from reid_trt.core.openvino_ir import ir_files, openvino, ov_device, read_contract
 from reid_trt.core.options import InputFormat
@@ -43,6 +44,11 @@ class OpenVINOBackend:
         if len(model.inputs) != 1 or len(model.outputs) != 1:
             raise ReidTrtError(f"{path} has {len(model.inputs)} inputs and {len(model.outputs)} "
                                "outputs; an OSNet model from reid-export has one of each")
+        if self.model_contract.precision == "int8" and target == "CPU" and int8_kernels_unsafe():
+            raise ReidTrtError(
+                f"{path.name} is INT8, and OpenVINO's CPU INT8 kernels give wrong embeddings on a "
+                f"CPU without VNNI or AMX like this {cpu_name()} (mean cosine 0.55 to FP32 "
+                "measured); run it with backend='onnxruntime', or the FP32 graph on OpenVINO")
         self.contract = self.model_contract
         if preprocess_in_model and self.contract.input_format == InputFormat.FLOAT:
             model = _with_preprocessing(ov, model, self.contract)
