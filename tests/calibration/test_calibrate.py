@@ -106,7 +106,9 @@ def test_int8_holds_on_cameras_it_never_saw(calibrated, sources, unseen):
         source = sources[name][0]
         contract = contract_of(source)
         fp32 = ort.InferenceSession(source.SerializeToString(), providers=["CPUExecutionProvider"])
-        int8 = ort.InferenceSession(str(result.path), providers=["CPUExecutionProvider"])
+        # Q/DQ as written, in float: what TensorRT computes (ONNX Runtime's fused integer kernels
+        # saturate on x86 CPUs without VNNI, core/onnxio.ort_session)
+        int8 = ort_session(result.path, int8_in_float=True)
         for label, crops in unseen.items():
             x = graph_input(crops, contract)
             cos = cosine_rows(int8.run(None, {"images": x})[0], fp32.run(None, {"images": x})[0])
@@ -119,7 +121,7 @@ def test_int8_holds_on_cameras_it_never_saw(calibrated, sources, unseen):
         assert report.int8_work.gemv_layers_float == 49
 
 
-def test_int8_graph_holds_on_openvino_as_it_is(calibrated, sources, unseen):
+def test_int8_graph_holds_on_openvino_as_it_is(calibrated, sources, unseen, monkeypatch, tmp_path):
     """The same file on OpenVINO (issue 14): its integer kernels meet the same levels."""
     from reid_trt.core.machine import int8_kernels_unsafe
     from reid_trt.runtime.embedder import Embedder
@@ -128,6 +130,8 @@ def test_int8_graph_holds_on_openvino_as_it_is(calibrated, sources, unseen):
         if int8_kernels_unsafe():  # no VNNI/AMX: OpenVINO's INT8 is refused, not wrong
             with pytest.raises(ReidTrtError, match="without VNNI or AMX.*backend='onnxruntime'"):
                 Embedder(result.path, backend="openvino")
+            monkeypatch.delenv("REID_TRT_CPU_BACKEND", raising=False)  # the choice, unpinned
+            monkeypatch.setenv("REID_TRT_CACHE_DIR", str(tmp_path / name))
             with Embedder(result.path) as chosen:  # the CPU choice falls back to ONNX Runtime
                 assert chosen.backend_name == "onnxruntime"
                 assert "openvino cannot run it" in chosen.cpu_choice.reason

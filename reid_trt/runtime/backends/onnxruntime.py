@@ -9,6 +9,7 @@ import numpy as np
 from reid_trt.core.batching import BatchLimits
 from reid_trt.core.contract import contract_of
 from reid_trt.core.errors import ReidTrtError
+from reid_trt.core.machine import int8_kernels_unsafe
 from reid_trt.core.onnxio import has_cuda_provider, load_onnx, ort_session
 from reid_trt.core.options import Device, Spin
 
@@ -31,7 +32,11 @@ class OnnxRuntimeBackend:
                                "pip install onnxruntime-gpu, or pass device='cpu'")
         self.device = str(device) if cuda else "cpu"
         # InferenceSession.run is thread-safe: no lock needed around it.
-        self.session = ort_session(model, device.index if cuda else None, str(path), spin)
+        # INT8 on an x86 CPU without VNNI/AMX: ONNX Runtime's fused integer kernels saturate
+        # there, so the Q/DQ pairs run as written, in float (what TensorRT computes).
+        exact = not cuda and self.contract.precision == "int8" and int8_kernels_unsafe()
+        self.session = ort_session(model, device.index if cuda else None, str(path), spin,
+                                   int8_in_float=exact)
         self.input = self.session.get_inputs()[0]
         batch = self.input.shape[0]
         self.limits = BatchLimits(static=batch if isinstance(batch, int) else None)
