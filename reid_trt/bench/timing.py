@@ -7,14 +7,15 @@ from collections.abc import Callable
 
 import numpy as np
 
+from reid_trt.bench.alternation import QUIET_S
 from reid_trt.bench.results import Latency, LatencyRow
 from reid_trt.bench.subjects import BenchConfig, Subject
 from reid_trt.runtime.backends.base import Backend, Profiled
 
-# Before each subject's turn: the previous subject's worker threads (PyTorch's OpenMP pool, ONNX
-# Runtime told to spin always) stop spinning within this; without it, ONNX Runtime at batch 32
-# was timed 1.4x slower in a four-subject run than alone in a fresh process (issue #28).
-QUIET_S = 0.05
+# QUIET_S before each subject's turn (the one quiet gap of bench/alternation.py): the previous
+# subject's worker threads (PyTorch's OpenMP pool, ONNX Runtime told to spin always) stop
+# spinning within it; without it, ONNX Runtime at batch 32 was timed 1.4x slower in a
+# four-subject run than alone in a fresh process (issue #28).
 
 
 def time_calls(fn: Callable[[], object], runs: int) -> list[float]:
