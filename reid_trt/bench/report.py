@@ -20,7 +20,7 @@ def _num(value, digits: int = 2, missing: str = "-") -> str:
 
 def accuracy_rows(report: BenchReport) -> tuple[list[str], list[list[str]]]:
     k = report.settings.topk
-    header = ["subject", "file", "device", "min cos", "mean cos", f"top-{k}", "mAP", "R-1",
+    header = ["subject", "file", "device", "min cos", "mean cos", f"top-{k}", "mAP", "R-1", "R-5",
               "MiB"]
     rows = []
     for s in report.subjects:
@@ -30,6 +30,7 @@ def accuracy_rows(report: BenchReport) -> tuple[list[str], list[list[str]]]:
                      _num(p and p.min_cosine, 5, reference), _num(p and p.mean_cosine, 5, reference),
                      _num(p and p.topk_agreement, 3, reference),
                      _num(r.mAP * 100 if r else None, 1), _num(r.rank1 * 100 if r else None, 1),
+                     _num(r.cmc.get(5) * 100 if r and 5 in r.cmc else None, 1),
                      _num(s.device_memory_mib, 0)])
     return header, rows
 
@@ -63,7 +64,7 @@ def concurrent_rows(report: BenchReport) -> tuple[list[str], list[list[str]]]:
 
 
 def tables(report: BenchReport) -> list[tuple[str, tuple[list[str], list[list[str]]]]]:
-    found = [("accuracy against the reference (mAP, R-1 in %; MiB: device memory)",
+    found = [("accuracy against the reference (mAP, R-1, R-5 in %; MiB: device memory)",
               accuracy_rows(report)),
              ("latency and throughput (e2e: preprocessing + copies + compute)",
               latency_rows(report))]
@@ -81,7 +82,8 @@ def describe(report: BenchReport) -> str:
             f"{st.crops}")
     if st.dataset is not None:
         d = st.dataset
-        text += f"; retrieval on {d.kind} ({d.queries} queries, {d.gallery} gallery)"
+        text += (f"; retrieval on {d.kind} ({d.queries} queries, {d.gallery} gallery; "
+                 f"{d.protocol or 'query vs gallery'})")
     return text
 
 

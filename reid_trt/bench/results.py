@@ -8,8 +8,9 @@ from dataclasses import dataclass, field
 from reid_trt.core.metrics import RetrievalScores
 from reid_trt.core.records import fields_jsonable
 
-# The --json layout: 2 added "schema" and typed every part (the keys stayed).
-BENCH_SCHEMA = 2
+# The --json layout: 2 added "schema" and typed every part (the keys stayed); 3 added the
+# retrieval protocol's name to settings.dataset.
+BENCH_SCHEMA = 3
 
 
 @dataclass(frozen=True)
@@ -99,6 +100,7 @@ class DatasetInfo:
     queries: int
     gallery: int
     unreadable: int
+    protocol: str = ""  # how queries meet the gallery (bench/accuracy.py)
 
 
 @dataclass

@@ -31,13 +31,13 @@ Progress = Callable[[str, int, int], None]  # (what is running, steps done, step
 def run_bench(engines: list[Path], graphs: list[Path], weights: Path | None,
               config: BenchConfig | None = None,
               progress: Progress = lambda what, done, total: None, served: list[str] = (),
-              openvino: list[Path] = ()) -> BenchReport:
-    """Opens the subjects (the PyTorch baseline first, models served by Triton last), then
-    `measure`s them."""
+              openvino: list[Path] = (), automatic: list[Path] = ()) -> BenchReport:
+    """Opens the subjects (the PyTorch baseline first, models served by Triton last; see
+    `open_subjects` for which runtime each list runs on), then `measure`s them."""
     config = config or BenchConfig()
     protocol = (load_protocol(*config.dataset, config.max_queries)
                 if config.dataset is not None else None)
-    subjects = open_subjects(engines, graphs, weights, config, served, openvino)
+    subjects = open_subjects(engines, graphs, weights, config, served, openvino, automatic)
     try:
         return measure(subjects, config, progress, protocol)
     finally:
@@ -83,7 +83,7 @@ def measure(subjects: list[Subject], config: BenchConfig,
     if protocol is not None:
         kind, root = config.dataset
         dataset = DatasetInfo(kind, str(root), len(protocol.query), len(protocol.gallery),
-                              protocol.unreadable)
+                              protocol.unreadable, protocol.name)
     return BenchReport(
         tool="reid-bench", reid_trt_version=__version__,
         created=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),

@@ -99,39 +99,56 @@ def companion_onnx(engine: Path) -> Path | None:
 
 def open_subjects(engines: list[Path], graphs: list[Path], weights: Path | None,
                   config: BenchConfig, served: list[str] = (),
-                  openvino: list[Path] = ()) -> list[Subject]:
+                  openvino: list[Path] = (), automatic: list[Path] = ()) -> list[Subject]:
+    """The subjects, each opened as its option says: `engines` on TensorRT, `graphs` on ONNX
+    Runtime, `openvino` on OpenVINO, `automatic` as `Embedder(path)` opens it by default (for a
+    .onnx on a CPU: the faster runtime measured here), `served` through Triton. Paths may be
+    strings. A model asked for twice on the same runtime is run once."""
     from reid_trt.core.fileio import sha256_file
 
-    if not (engines or graphs or weights or served or openvino):
+    if not (engines or graphs or weights or served or openvino or automatic):
         raise ReidTrtError(f"nothing to benchmark: pass {opt('engine')} PLAN, {opt('onnx')} MODEL, "
                            f"{opt('openvino')} MODEL, {opt('triton')} HOST:PORT/MODEL and/or "
                            f"{opt('weights')} CHECKPOINT")
-    paths = [*engines, *graphs]
+    for graph in map(Path, graphs):
+        if graph.suffix.lower() != ".onnx":
+            raise ReidTrtError(f"{opt('onnx')} {graph}: ONNX Runtime runs .onnx graphs; pass an "
+                               f"engine with {opt('engine')}, an IR with {opt('openvino')}, a "
+                               f"checkpoint with {opt('weights')}")
+    runs = [(Path(p), None) for p in engines] + [(Path(p), "onnxruntime") for p in graphs]
     if config.companion_onnx:
-        for engine in engines:
-            source = companion_onnx(engine) if Path(engine).is_file() else None
-            if source is not None and source not in paths:
-                paths.append(source)
-    weights_sha = sha256_file(weights) if weights and Path(weights).is_file() else None
+        for engine in map(Path, engines):
+            source = companion_onnx(engine) if engine.is_file() else None
+            if source is not None and (source, "onnxruntime") not in runs:
+                runs.append((source, "onnxruntime"))
+    runs += [(Path(p), "openvino") for p in openvino] + [(Path(p), None) for p in automatic]
+    weights = Path(weights) if weights is not None else None
+    weights_sha = sha256_file(weights) if weights and weights.is_file() else None
     subjects = []
     if weights is not None:
         embedder = Embedder(weights, device=config.device, variant=config.variant,
                             trust_checkpoint=config.trust_checkpoint)
-        subjects.append(Subject("pytorch fp32", "baseline", Path(weights), embedder, True))
-    runs = [(path, False) for path in paths] + [(Path(path), True) for path in openvino]
-    for path, on_openvino in runs:
+        subjects.append(Subject("pytorch fp32", "baseline", weights, embedder, True))
+    seen = set()
+    for path, backend in runs:
         # OpenVINO runs on the CPU unless told: --device names CUDA devices, not Intel ones.
-        embedder = Embedder(path, device=None if on_openvino else config.device,
-                            backend="openvino" if on_openvino else None, spin=config.spin)
+        embedder = Embedder(path, device=None if backend == "openvino" else config.device,
+                            backend=backend, spin=config.spin)
+        run = (embedder.backend_name, str(embedder.backend.device), path.resolve())
+        if run in seen:  # e.g. --embedder m.onnx where the choice is --openvino m.onnx
+            embedder.close()
+            continue
+        seen.add(run)
         precision = embedder.contract.precision
         source = embedder.contract.weights_sha256
         same = None if not (weights_sha and source) else source == weights_sha
         label = {"onnxruntime": "ort", "tensorrt": "trt", "openvino": "openvino"}.get(
-            embedder.backend_name)
+            embedder.backend_name, embedder.backend_name)
         # u8-in: the file takes uint8 (not OpenVINO compiling the normalisation in)
         model = getattr(embedder.backend, "model_contract", embedder.contract)
         label += f" {precision}" + (" u8-in" if model.uint8_input else "")
-        subjects.append(Subject(label, "subject", Path(path), embedder, same))
+        label += " (auto)" if embedder.cpu_choice is not None else ""
+        subjects.append(Subject(label, "subject", path, embedder, same))
     for target in served:
         from reid_trt.serving.client import TritonEmbedder, parse_target
 

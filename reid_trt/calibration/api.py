@@ -161,6 +161,11 @@ def load_sets(calib_data: Path | str, config: CalibrationConfig) -> CalibrationS
     split as protocol.py says. Images under MIN_CROP_HW are refused: they calibrate ranges no
     real crop has."""
     dataset = load_dataset(calib_data, config.dataset)
+    if not dataset.train:
+        raise ReidTrtError(f"{opt('calib_data')} {calib_data}: no training images (a "
+                           f"{dataset.kind} set calibrates on bounding_box_train/; query and "
+                           "gallery only judge); pass the set's root with its training split, or "
+                           "a folder of crops")
     labelled = dataset.has_protocol
     split = protocol.Split(list(dataset.train), []) if labelled else \
         protocol.camera_split(dataset, config.seed)

@@ -41,7 +41,10 @@ def bench(
     engine: Annotated[list[Path] | None, typer.Option(
         help="TensorRT engine (.plan with its manifest); repeatable.")] = None,
     onnx: Annotated[list[Path] | None, typer.Option(
-        help="ONNX graph from reid-export, run with ONNX Runtime; repeatable.")] = None,
+        help="ONNX graph, run with ONNX Runtime; repeatable.")] = None,
+    embedder: Annotated[list[Path] | None, typer.Option(
+        help="Any model file run as Embedder(path) runs it by default (an .onnx on a CPU: on "
+        "the faster of ONNX Runtime and OpenVINO here, its row marked auto); repeatable.")] = None,
     weights: Annotated[Path | None, typer.Option(
         "--weights", "-w", help="torchreid checkpoint: the PyTorch eager baseline.")] = None,
     openvino: Annotated[list[Path] | None, typer.Option(
@@ -82,7 +85,7 @@ def bench(
     from reid_trt.bench.run import run_bench
     from reid_trt.core.fileio import check_output
 
-    inputs = [*(engine or []), *(onnx or []), *(openvino or []), weights, crops]
+    inputs = [*(engine or []), *(onnx or []), *(openvino or []), *(embedder or []), weights, crops]
     inputs += [p.with_name(p.name + ".json") for p in engine or []]  # manifests
     outputs = [(json_path, "--json", (".json",)), (markdown_path, "--markdown", (".md", ".markdown")),
                (plot_path, "--plot", (".png",))]
@@ -107,7 +110,8 @@ def bench(
         report = run_bench(engine or [], onnx or [], weights, config,
                            lambda what, done, total: progress.update(task, description=what,
                                                                       completed=done, total=total),
-                           served=triton or [], openvino=openvino or [])
+                           served=triton or [], openvino=openvino or [],
+                           automatic=embedder or [])
     print_tables(report, console, flag_of)
     for path in write_outputs(report, json_path, markdown_path, plot_path, flag_of):
         console.print(f"[green]wrote[/] {path}")

@@ -14,7 +14,10 @@ INPUT_NAME = "images"
 OUTPUT_NAME = "embeddings"
 
 # Verification: ONNX Runtime against PyTorch on the same crops (minimum cosine per crop).
-MIN_COSINE = {"fp32": 0.99999, "fp16": 0.999}
+# Per crop, one graph run two ways (verification, conversions): FP32 and FP16 runtimes agree to
+# rounding; an INT8 graph's two roundings of one value can land a level apart, so it is held to
+# the level INT8 is held to against FP32 (calibration's low-tail cosine, quantize.Budget).
+MIN_COSINE = {"fp32": 0.99999, "fp16": 0.999, "int8": 0.985}
 VERIFY_CROPS = 8
 VERIFY_SEED = 0
 

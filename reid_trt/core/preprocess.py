@@ -5,6 +5,7 @@ calibration and the runtime all use, so their inputs never drift apart.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import lru_cache
 
 import numpy as np
 
@@ -40,21 +41,90 @@ def as_bgr(crop: np.ndarray, index: int | str = 0) -> np.ndarray:
     return crop
 
 
-def interpolation(crop_hw: tuple[int, int], size: tuple[int, int]) -> int:
-    """The OpenCV interpolation closest to torchreid's PIL bilinear resize.
+# Output pixels per band when an axis shrinks: each reads ~2*scale input pixels; bands of 8 waste
+# few products on zero weights and make one batched product per axis (chosen by measurement).
+BAND = 8
 
-    PIL's bilinear filter widens its support when shrinking (it antialiases), OpenCV's
-    INTER_LINEAR does not; INTER_AREA does, but blurs when enlarging. Measured on real crops with
-    the real osnet_x0_25 weights (benchmarks/preprocess_pil_vs_cv2.py), embedding cosine to the PIL
-    path: LINEAR-up / AREA-down mean 0.99954 (min 0.99802) on 72 MOT17 boxes and 0.99989 on
-    Market-1501 crops; INTER_AREA alone falls to a min of 0.942 on small boxes.
-    """
-    shrinks = crop_hw[0] > size[0] and crop_hw[1] > size[1]
-    return cv2.INTER_AREA if shrinks else cv2.INTER_LINEAR
+
+@lru_cache(maxsize=512)
+def _shrink_plan(src: int, dst: int) -> tuple[np.ndarray, np.ndarray]:
+    """PIL's bilinear coefficients for `src` -> `dst` pixels (dst < src), as Pillow's
+    precompute_coeffs makes them: a triangle centred on each output pixel with its support
+    widened by the scale (the antialiasing), normalised over the pixels inside the image.
+    Returned in bands of BAND outputs: the input pixels each band reads, (bands, span), and the
+    weights, (bands, BAND, span)."""
+    scale = src / dst
+    centres = (np.arange(dst) + 0.5) * scale
+    first = np.maximum((centres - scale + 0.5).astype(np.int64), 0)  # truncation, as C casts
+    end = np.minimum((centres + scale + 0.5).astype(np.int64), src)
+    pixel = np.arange(src)
+    weights = np.maximum(0.0, 1.0 - np.abs((pixel + 0.5 - centres[:, None]) / scale))
+    weights[(pixel < first[:, None]) | (pixel >= end[:, None])] = 0.0
+    weights /= weights.sum(axis=1, keepdims=True)
+    weights = np.trunc(weights * 2.0**22 + 0.5) / 2.0**22  # Pillow's 22-bit fixed point
+    bands = -(-dst // BAND)
+    pad = bands * BAND - dst  # the last band's extra outputs have zero weights and are dropped
+    weights = np.vstack([weights, np.zeros((pad, src))]).reshape(bands, BAND, src)
+    first = np.concatenate([first, np.full(pad, first[-1])]).reshape(bands, BAND).min(axis=1)
+    end = np.concatenate([end, np.full(pad, end[-1])]).reshape(bands, BAND).max(axis=1)
+    span = int((end - first).max())
+    index = np.minimum(first, src - span)[:, None] + np.arange(span)
+    weights = np.take_along_axis(weights, np.broadcast_to(index[:, None], (bands, BAND, span)), 2)
+    return index, weights.astype(np.float32)
+
+
+def _shrink_rows(rows: np.ndarray, dst: int) -> np.ndarray:
+    """(src, M) -> (dst, M) float32: PIL's antialiasing bilinear filter along axis 0."""
+    index, weights = _shrink_plan(rows.shape[0], dst)
+    gathered = rows[index].astype(np.float32)  # (bands, span, M)
+    return np.matmul(weights, gathered).reshape(-1, rows.shape[1])[:dst]
+
+
+def _pass(image: np.ndarray, size: int, axis: int, out: np.ndarray) -> np.ndarray:
+    """One PIL pass along `axis` (0: rows, 1: columns) to `size` pixels, into `out` (uint8),
+    rounded half up to 8 bits as Pillow rounds after each pass."""
+    if image.shape[axis] < size:  # growing: linear between pixel centres, in float
+        dsize = (image.shape[1], size) if axis == 0 else (size, image.shape[0])
+        values = cv2.resize(image.astype(np.float32), dsize, interpolation=cv2.INTER_LINEAR)
+    elif axis == 0:
+        rows = np.ascontiguousarray(image).reshape(image.shape[0], -1)  # crops may be views
+        values = _shrink_rows(rows, size).reshape(size, -1, 3)
+    else:  # the columns as rows, so that one product shrinks them
+        columns = cv2.transpose(image).reshape(image.shape[1], -1)
+        values = cv2.transpose(_shrink_rows(columns, size).reshape(size, -1, 3))
+    np.add(values, 0.5, out=values)
+    out[...] = values  # truncates: with the 0.5, rounding half up; sums stay in 0..255.5
+    return out
+
+
+def resize_like_pil(crop: np.ndarray, size: tuple[int, int], out: np.ndarray) -> None:
+    """One HxWx3 uint8 crop resized into `out` (height, width, 3) as torchreid's transform does
+    (torchvision's Resize on a PIL image: PIL bilinear), to within one grey level of Pillow.
+
+    PIL resamples one axis at a time, rounding to 8 bits after each: an axis that
+    grows is linear interpolation between pixel centres (OpenCV's INTER_LINEAR, computed here in
+    float: its 8-bit fixed point alone moved small upscaled boxes' embeddings to cosine 0.9986);
+    an axis that shrinks gets a triangle filter widened by the scale, which no OpenCV
+    interpolation computes (INTER_AREA is a box, and only when both axes shrink), so it is a
+    banded matrix product with PIL's own coefficients. Pillow itself would be exact but ~5x
+    slower than OpenCV here (benchmarks/preprocess_pil_vs_cv2.py has the figures)."""
+    height, width = size
+    image = crop
+    # Pillow 13 shrinks the height first when it shrinks more than the width (else the width
+    # first, as every Pillow did before): found by comparing both orders with it on all aspects.
+    if image.shape[0] > height and image.shape[0] / height > image.shape[1] / width:
+        image = _pass(image, height, 0, np.empty((height, image.shape[1], 3), dtype=np.uint8))
+    if image.shape[1] != width:
+        image = _pass(image, width, 1, np.empty((image.shape[0], width, 3), dtype=np.uint8))
+    if image.shape[0] != height:
+        _pass(image, height, 0, out)
+    else:
+        out[...] = image
 
 
 def resize_bgr(crops: Sequence[np.ndarray], size: tuple[int, int]) -> np.ndarray:
-    """Crops resized to (height, width), stacked as N,H,W,3 uint8 BGR."""
+    """Crops resized to (height, width) as torchreid does (resize_like_pil), stacked as N,H,W,3
+    uint8 BGR."""
     height, width = size
     out = np.empty((len(crops), height, width, 3), dtype=np.uint8)
     for i, crop in enumerate(crops):
@@ -62,8 +132,7 @@ def resize_bgr(crops: Sequence[np.ndarray], size: tuple[int, int]) -> np.ndarray
         if crop.shape[:2] == (height, width):
             out[i] = crop
         else:
-            cv2.resize(crop, (width, height), dst=out[i],
-                       interpolation=interpolation(crop.shape[:2], size))
+            resize_like_pil(crop, size, out[i])
     return out
 
 

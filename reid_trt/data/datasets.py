@@ -72,25 +72,42 @@ def _layout_error(options: DatasetOptions, kind: str, root: Path, wanted: str) -
                         + alternative)
 
 
-def _market_like(root: Path, kind: str) -> ReidDataset:
-    def split(name: str) -> list[Sample]:
-        samples = []
-        if not (root / name).is_dir():  # calibration needs only the training split
-            return samples
-        for path in image_files(root / name):
-            match = MARKET_NAME.match(path.name)
-            if match:
-                samples.append(Sample(path, int(match.group(1)), int(match.group(2)) - 1))
-        return samples
+MARKET_SPLITS = ("bounding_box_train", "query", "bounding_box_test")
 
-    if not (root / "bounding_box_train").is_dir():
-        nested = [p for p in root.iterdir() if (p / "bounding_box_train").is_dir()] \
-            if root.is_dir() else []
+
+def _market_names(folder: Path) -> list[Sample]:
+    """The images of `folder` whose names carry identity and camera (Market-1501's convention)."""
+    samples = []
+    for path in image_files(folder):
+        match = MARKET_NAME.match(path.name)
+        if match:
+            samples.append(Sample(path, int(match.group(1)), int(match.group(2)) - 1))
+    return samples
+
+
+def _market_like(root: Path, kind: str) -> ReidDataset:
+    """Market-1501's layout (any of its three splits: calibration needs only the training one,
+    retrieval only query and gallery), in the root or a subfolder of it; else a flat folder of
+    Market-named crops (as the shared CUHK03 set is renamed): one split, all of it."""
+    def has_splits(folder: Path) -> bool:
+        return any((folder / name).is_dir() for name in MARKET_SPLITS)
+
+    def split(name: str) -> list[Sample]:
+        return _market_names(root / name) if (root / name).is_dir() else []
+
+    if not has_splits(root):
+        nested = [p for p in root.iterdir() if has_splits(p)] if root.is_dir() else []
         if kind == "cuhk03":
-            nested = [root / s for s in ("detected", "labeled") if (root / s).is_dir()] or nested
-        if not nested:
-            raise _LayoutMismatch("bounding_box_train/ (nor a subfolder with one)")
-        root = nested[0]
+            nested = [root / s for s in ("detected", "labeled") if has_splits(root / s)] or nested
+        if nested:
+            root = nested[0]
+        else:
+            flat = _market_names(root)
+            if not flat:
+                raise _LayoutMismatch("bounding_box_train/, query/ or bounding_box_test/ (nor a "
+                                      "subfolder with one, nor Market-named crops such as "
+                                      "0001_c1s1_000001_00.jpg)")
+            return ReidDataset(kind, root, train=flat)
     return ReidDataset(kind, root, split("bounding_box_train"), split("query"),
                        split("bounding_box_test"))
 
@@ -163,8 +180,8 @@ def detect_kind(root: Path) -> str:
         return "msmt17"
     if (root / "detected").is_dir() or (root / "labeled").is_dir():
         return "cuhk03"
-    if (root / "bounding_box_train").is_dir() or any(
-            (p / "bounding_box_train").is_dir() for p in root.iterdir() if p.is_dir()):
+    if any((folder / split).is_dir() for folder in [root, *(p for p in root.iterdir() if p.is_dir())]
+           for split in MARKET_SPLITS):
         return "market1501"
     if next(root.rglob("gt/gt.txt"), None) is not None:
         return "mot17"
@@ -189,7 +206,7 @@ def load_dataset(root: Path | str, kind: str = "auto",
             dataset = {"msmt17": _msmt17, "mot17": _mot17, "folder": _folder}[kind](root)
     except _LayoutMismatch as e:
         raise _layout_error(options, kind, root, e.wanted) from None
-    if not dataset.train:
+    if not (dataset.train or dataset.query or dataset.gallery):
         raise ReidTrtError(f"{options.data} {root}: no images ({', '.join(sorted(IMAGE_SUFFIXES))}) "
                            f"found for {options.kind} {kind}")
     return dataset
