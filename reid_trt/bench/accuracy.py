@@ -63,6 +63,10 @@ def load_protocol(kind: str, root: Path, max_queries: int | None) -> RetrievalPr
             raise ReidTrtError(f"{where}: no {missing} images; retrieval needs a query and a "
                                "gallery")
         queries, gallery, name = dataset.query, dataset.gallery, SPLIT_PROTOCOL
+    elif dataset.kind == "mot17":  # track ids are per sequence: no identity in two of them
+        raise ReidTrtError(f"{where}: no query/gallery split; MOT17 track ids are per sequence, "
+                           "so no identity is seen by two cameras; mAP needs a labelled "
+                           "cross-camera set (market1501, dukemtmc, msmt17 or cuhk03 layout)")
     else:
         cameras = sorted({s.camid for s in dataset.train if s.pid > 0})
         if len(cameras) < 2:

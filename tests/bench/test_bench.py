@@ -48,7 +48,7 @@ def test_json_report(cli_run, weights):
     result, out = cli_run
     report = json.loads((out / "r.json").read_text())
     assert report["tool"] == "reid-bench" and report["settings"]["batches"] == [1, 4]
-    assert report["schema"] == 2
+    assert report["schema"] == 3
     assert report["machine"]["cpu_count"] >= 1 and report["machine"]["torch"].startswith("2.")
     labels = [s["label"] for s in report["subjects"]]
     assert labels == ["pytorch fp32", "ort fp32", "ort fp16"]
