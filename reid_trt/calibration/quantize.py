@@ -130,6 +130,7 @@ class Figures:
     map_drop: float | None = None  # mAP points lost, where labels allow
     worst_domain: str = ""
     worst_mean_cosine: float = 1.0
+    rank1_drop: float | None = None  # Rank-1 points lost, where labels allow
 
 
 @dataclass(frozen=True)

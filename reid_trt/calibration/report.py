@@ -15,15 +15,16 @@ from reid_trt.core.fileio import atomic_path, sha256_file
 from reid_trt.core.metrics import RetrievalScores
 from reid_trt.core.records import fields_jsonable
 
-# The report file's layout: 2 added "schema" and typed every section (the keys stayed).
-REPORT_SCHEMA = 2
+# The report file's layout: 2 added "schema" and typed every section (the keys stayed); 3 added
+# rank1_drop to the figures (with a labelled evaluation set, --eval-data).
+REPORT_SCHEMA = 3
 
 
 @dataclass
 class SplitInfo:
     """How the crops were split between calibrating and judging, and any warning."""
 
-    split: str  # "labelled query/gallery", "leave-camera-out" or "single camera"
+    split: str  # "labelled, <set>: <protocol>", "leave-camera-out" or "single camera"
     held_out_cameras: list[int]
     judged_unseen: bool
     shifts: list[str]
@@ -148,7 +149,7 @@ def make_report(sets, score, config, choice, work: Int8Work, artifact, source_sh
                            if n.name in set(result.excluded)],  # in graph order
         domains=agreement.domains,
         protocol=SplitInfo(
-            split=("labelled query/gallery" if sets.n_query is not None else
+            split=(f"labelled, {sets.evaluation}" if sets.n_query is not None else
                    "single camera" if split.single_camera else "leave-camera-out"),
             held_out_cameras=[c + 1 for c in split.held_out_cameras],
             judged_unseen=sets.unseen,

@@ -47,7 +47,8 @@ BUILD = Group("config", BuildConfig, (
     "opt_level", "dla_core", "trt", "instancenorm", "compute_capabilities",
     "hardware_compatibility", "unquantized"))
 CALIBRATION = Group("calibration", CalibrationConfig, (
-    "dataset", "size", "method", "augment", "equalize", "budget.max_map_drop", "unquantized"))
+    "dataset", "size", "method", "augment", "equalize", "budget.max_map_drop", "unquantized",
+    "eval_data"))
 SERVE = Group("options", ServeOptions, (
     "name", "kind", "max_batch", "instances", "max_queue_delay_us"), text=("kind",))
 CalibData = Annotated[Path | None, typer.Option(help="Dataset root or folder of crops to calibrate "
@@ -130,7 +131,12 @@ def _print_calibration(result: CalibrationResult) -> None:
     console.print(f"INT8/FP32   mean cosine {a.mean_cosine:.5f}, min {a.min_cosine:.5f}, "
                   f"worst domain {a.worst_domain} (mean {a.worst_mean_cosine:.5f}), top-5 "
                   f"neighbour agreement {a.topk_agreement:.3f}"
-                  + (f", mAP drop {a.map_drop:.2f} points" if a.map_drop is not None else ""))
+                  + (f", mAP drop {a.map_drop:.2f} points" if a.map_drop is not None else "")
+                  + (f", Rank-1 drop {a.rank1_drop:.2f}" if a.rank1_drop is not None else ""))
+    if r.fp32_retrieval is not None:
+        f = r.fp32_retrieval
+        console.print(f"retrieval   FP32 mAP {100 * f.mAP:.1f}, Rank-1 {100 * f.rank1:.1f} on "
+                      f"{r.evaluation_set.queries} queries ({pr.split})")
     console.print(f"INT8 work   {100 * w.int8_mac_share:.1f}% of conv MACs ({w.int8_layers} "
                   f"layers; float: {', '.join(r.unquantized_parts) or 'none'}; "
                   f"{w.gemv_layers_float} gate/embedding GEMV layers float by design)")

@@ -243,7 +243,7 @@ def test_calibration_cache_and_report(calibrated):
     assert result.report.calibration_hash in result.cache.name
     report = json.loads(result.report_path.read_text())
     assert report == json.loads(json.dumps(result.report.to_dict()))  # the object, as JSON
-    assert report["schema"] == 2
+    assert report["schema"] == 3
     assert report["method"] == "mse" and set(report["methods_tried"]) == {"mse"}
     assert report["bias_correction"]["layers"] == report["int8_work"]["int8_layers"]
     assert set(report["stage_seconds"]) >= {"reading", "ranges", "bias_correction", "search"}
@@ -433,10 +433,40 @@ def test_labelled_dataset_bounds_the_map_drop(real_weights, market_like, tmp_pat
                             CalibrationConfig(size=64, method="minmax", eval_size=48))
     report = result.report
     assert report.calibration_set.dataset == "market1501"
-    assert report.protocol.split == "labelled query/gallery"
+    assert report.protocol.split == f"labelled, {market_like}: the set's query vs its gallery, " \
+        "across cameras"
     assert report.evaluation_set.queries > 10
     assert 0 < report.fp32_retrieval.mAP <= 1 and report.fp32_retrieval.rank1 > 0.5
     assert report.int8_vs_fp32.map_drop <= 0.5 and report.budget_held
+
+
+def test_judged_on_a_labelled_cross_camera_set(sources, shared_data, tmp_path):
+    """Issue 29: calibrated on MOT17-04 (one camera, no identities across cameras), judged on the
+    real CUHK03 identities (--eval-data): the mAP and Rank-1 change are reported beside the
+    cosine levels, and the mAP drop is within the budget."""
+    source, sha = sources["msmt17"]
+    cuhk03 = shared_data / "reid" / "cuhk03-detected"
+    config = CalibrationConfig(size=64, method="minmax", eval_size=64, eval_data=cuhk03)
+    report = calibrate_onnx(source, sha, shared_data / "reid" / "mot17-mini" / "train" /
+                            "MOT17-04-FRCNN", tmp_path / "m.int8.onnx", config).report
+    assert report.protocol.split.startswith(f"labelled, {cuhk03}: camera 1's crops query")
+    assert report.protocol.warnings == [] and report.protocol.judged_unseen
+    assert report.evaluation_set.queries == 16 and report.evaluation_set.images > 32
+    assert 0.3 < report.fp32_retrieval.mAP <= 1  # real identities, not chance
+    a = report.int8_vs_fp32
+    assert a.map_drop is not None and a.rank1_drop is not None
+    assert a.map_drop <= config.budget.max_map_drop and report.budget_held
+    assert "query and gallery" in report.domains
+
+
+def test_cli_eval_data_must_be_labelled_across_cameras(graphs, shared_data, tmp_path):
+    mot = shared_data / "reid" / "mot17-mini"
+    result = runner.invoke(app, ["calibrate", "--onnx", str(graphs["osnet_x0_25", "fp32"]),
+                                 "--calib-data", str(mot), "--eval-data", str(mot),
+                                 "-o", str(tmp_path / "m.int8.onnx")])
+    assert result.exit_code == 1 and "\n" not in result.stderr.strip()
+    assert f"--eval-data {mot}: no query/gallery split; MOT17 track ids" in result.stderr
+    assert list(tmp_path.iterdir()) == []
 
 
 runner = CliRunner()
