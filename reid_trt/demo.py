@@ -31,6 +31,11 @@ def run_demo(output_dir: Path, variant: str, console: Console) -> list:
     from reid_trt.models import get_variant
 
     get_variant(variant)
+    try:  # before any folder is made: the demo generates weights and exports them with torch
+        import torch  # noqa: F401
+    except ModuleNotFoundError:
+        raise MissingDependencyError("torch", "export", "the demo (it generates a checkpoint "
+                                     "and exports it)") from None
     if output_dir.exists() and not output_dir.is_dir():
         raise OutputPathError(f"{opt('output_dir')} {output_dir} is a file; pass a directory (it is "
                               "created if missing)")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -10,7 +11,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from reid_trt.core.errors import ReidTrtError
+from reid_trt.core.errors import ReidTrtError, missing_module
 
 # soft_wrap: long paths stay on one line (copyable, greppable) instead of wrapping at 80 columns.
 console = Console(highlight=False, soft_wrap=True)
@@ -56,6 +57,11 @@ def fails_cleanly(fn=None, *, flags: dict[str, str] | None = None):
                 return fn(*args, **kwargs)
             except ReidTrtError as e:
                 fail(e.worded(flag_of))
+            except ModuleNotFoundError as e:  # an optional package this install lacks
+                missing = missing_module(e, _command_line_name(fn))
+                if missing is None:
+                    raise
+                fail(missing.worded(flag_of))
             except KeyboardInterrupt:
                 err_console.print("[bold red]interrupted[/]: nothing was written")
                 raise typer.Exit(130) from None
@@ -63,6 +69,13 @@ def fails_cleanly(fn=None, *, flags: dict[str, str] | None = None):
         return wrapper
 
     return decorate(fn) if fn is not None else decorate
+
+
+def _command_line_name(fn) -> str:
+    """'reid-export onnx' for export's onnx_cmd, 'reid-bench' for a one-command program."""
+    program = Path(sys.argv[0]).name
+    command = fn.__name__.removesuffix("_cmd")
+    return f"'{program}'" if program.endswith(command) else f"'{program} {command}'"
 
 
 def fail(message: str, code: int = 1):

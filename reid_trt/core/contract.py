@@ -129,8 +129,66 @@ class Contract:
 
 
 def contract_of(model, source: str = "model") -> Contract:
-    """The contract stored in an onnx.ModelProto's metadata_props."""
-    return Contract.from_metadata({p.key: p.value for p in model.metadata_props}, source)
+    """The contract stored in an onnx.ModelProto's metadata_props, checked against the graph's
+    own inputs and outputs: metadata copied onto another graph is refused here, before any
+    build, conversion or session."""
+    contract = Contract.from_metadata({p.key: p.value for p in model.metadata_props}, source)
+    check_graph_io(model, contract, source)
+    return contract
+
+
+# ONNX element types (onnx.TensorProto) by name, without importing onnx here.
+_ELEM_TYPES = {1: "float32", 2: "uint8", 10: "float16"}
+
+
+def _tensor(value) -> tuple[str, list]:
+    """(element type, dims: int for a fixed size, the name or '?' for a free one) of a graph
+    input or output."""
+    t = value.type.tensor_type
+    dims = [d.dim_value if d.HasField("dim_value") else (d.dim_param or "?") for d in t.shape.dim]
+    return _ELEM_TYPES.get(t.elem_type, f"type {t.elem_type}"), dims
+
+
+def check_graph_io(model, contract: Contract, source: str = "model") -> None:
+    """An onnx.ModelProto's inputs and outputs against `contract` (check_io)."""
+    weights = {i.name for i in model.graph.initializer}
+    check_io([(i.name, *_tensor(i)) for i in model.graph.input if i.name not in weights],
+             {o.name: _tensor(o) for o in model.graph.output}, contract, source)
+
+
+def check_io(inputs: list[tuple[str, str, list]], outputs: dict[str, tuple[str, list]],
+             contract: Contract, source: str = "model") -> None:
+    """The model takes one image batch and returns (N, embedding_dim) as `contract` says: input
+    name, layout, size and element type, output width and type. `inputs`: (name, element type,
+    dims); `outputs`: name -> (element type, dims); dims are ints where fixed."""
+    io = "float16" if contract.io_dtype == Precision.FP16 else "float32"
+    problems = []
+    if len(inputs) != 1:
+        problems.append(f"{len(inputs)} inputs, not one image batch")
+    elif inputs[0][0] != contract.input_name:
+        problems.append(f"input '{inputs[0][0]}', not '{contract.input_name}'")
+    else:
+        _, kind, dims = inputs[0]
+        want = contract.input_shape("N")
+        wanted_type = "uint8" if contract.uint8_input else io
+        if len(dims) != 4 or any(isinstance(d, int) and d != w
+                                 for d, w in zip(dims[1:], want[1:], strict=False)):
+            problems.append(f"input shape {tuple(dims)}, not {want} ({contract.input_format})")
+        if kind != wanted_type:
+            problems.append(f"input {kind}, not {wanted_type}")
+    if contract.output_name not in outputs:
+        problems.append(f"no output '{contract.output_name}' (it has "
+                        f"{', '.join(outputs) or 'none'})")
+    else:
+        kind, dims = outputs[contract.output_name]
+        if len(dims) != 2 or (isinstance(dims[1], int) and dims[1] != contract.embedding_dim):
+            problems.append(f"output shape {tuple(dims)}, not (N, {contract.embedding_dim})")
+        if kind != io:
+            problems.append(f"output {kind}, not {io}")
+    if problems:
+        raise ReidTrtError(f"{source}: its reid-trt metadata does not describe this graph ("
+                           f"{'; '.join(problems)}); export the model with 'reid-export onnx' "
+                           "or adopt the graph with 'reid-export adopt'")
 
 
 @dataclass(frozen=True)

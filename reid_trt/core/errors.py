@@ -58,5 +58,25 @@ class MissingDependencyError(ReidTrtError):
         super().__init__(f"{purpose} needs the Python package '{package}': {how}{alternative}")
 
 
+# Optional packages by the module name an import misses: (the package to install, the extra).
+OPTIONAL_MODULES = {
+    "torch": ("torch", "export"), "onnxscript": ("onnxscript", "export"),
+    "onnxslim": ("onnxslim", "export"), "onnxruntime": ("onnxruntime", "ort"),
+    "openvino": ("openvino", "openvino"), "tensorrt_rtx": ("tensorrt-rtx-cu13", "rtx"),
+    "cuda": ("cuda-python", "trt"), "tritonclient": ("tritonclient[grpc,http]", "serve"),
+    "matplotlib": ("matplotlib", "bench"), "cv2": ("opencv-python-headless", "headless"),
+}
+
+
+def missing_module(error: ModuleNotFoundError, purpose: str) -> MissingDependencyError | None:
+    """The one-line error for an optional package a step imported without checking; None for
+    any other missing module (a bug, which keeps its traceback)."""
+    top = (error.name or "").split(".")[0]
+    if top not in OPTIONAL_MODULES:
+        return None
+    package, extra = OPTIONAL_MODULES[top]
+    return MissingDependencyError(package, extra, purpose)
+
+
 class OutputPathError(ReidTrtError):
     """The output location cannot be written."""

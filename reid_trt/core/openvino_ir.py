@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from reid_trt.core.contract import METADATA_PREFIX, Contract
+from reid_trt.core.contract import METADATA_PREFIX, Contract, check_io
 from reid_trt.core.errors import MissingDependencyError, ReidTrtError
 from reid_trt.core.options import ConfigError
 
@@ -53,7 +53,23 @@ def read_contract(model, source: Path | str) -> Contract:
         raise ReidTrtError(f"{source}: its '{RT_INFO_KEY}' runtime info is not a mapping; "
                            "convert the model again with 'reid-export openvino'") from None
     meta = {METADATA_PREFIX + k: model.get_rt_info([RT_INFO_KEY, k]).astype(str) for k in keys}
-    return Contract.from_metadata(meta, str(source))
+    contract = Contract.from_metadata(meta, str(source))
+    check_io([(port.get_any_name(), *_port(port)) for port in model.inputs],
+             {port.get_any_name(): _port(port) for port in model.outputs}, contract, str(source))
+    return contract
+
+
+# OpenVINO's element type names, as core/contract.check_io names them.
+_ELEM_TYPES = {"f32": "float32", "f16": "float16", "u8": "uint8"}
+
+
+def _port(port) -> tuple[str, list]:
+    """(element type, dims: int where fixed, '?' where free) of an ov.Model input or output."""
+    kind = port.get_element_type().get_type_name()
+    shape = port.get_partial_shape()
+    dims = [] if shape.rank.is_dynamic else [
+        d.get_length() if d.is_static else "?" for d in shape]
+    return _ELEM_TYPES.get(kind, kind), dims
 
 
 def ir_files(xml: Path) -> tuple[Path, Path]:
