@@ -36,13 +36,27 @@ def pad_batch(batch: np.ndarray, size: int) -> np.ndarray:
     return np.concatenate([batch, np.repeat(batch[-1:], size - len(batch), axis=0)])
 
 
+def numeric_boxes(boxes, name: str = "boxes_xyxy") -> np.ndarray:
+    """`boxes` as a float64 array, or a one-line error naming the argument: strings, objects and
+    ragged rows are not boxes (NumPy would parse '10' as 10 and fail on '10,20' deep inside)."""
+    try:
+        array = np.asarray(boxes)
+    except ValueError:  # ragged rows
+        array = None
+    if array is None or array.dtype.kind not in "biuf":
+        kind = type(boxes).__name__ if array is None or array.dtype.kind != "U" else "strings"
+        raise ReidTrtError(f"{name} holds {kind}, not numbers; pass an (N, 4) array of pixel "
+                           "coordinates x0, y0, x1, y1 (e.g. np.array([[10, 20, 60, 180]]))")
+    return array.astype(np.float64)
+
+
 def clip_boxes(boxes_xyxy, frame_hw: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
     """Integer pixel boxes clipped to the frame, and which of them still hold a pixel.
 
     Boxes are rounded outwards (floor of x0/y0, ceil of x1/y1) so a sub-pixel box keeps its
     pixel; NaN or inverted boxes, and boxes entirely outside the frame, are marked invalid.
     """
-    boxes = np.asarray(boxes_xyxy, dtype=np.float64)
+    boxes = numeric_boxes(boxes_xyxy)
     if boxes.size == 0:
         boxes = boxes.reshape(0, 4)
     if boxes.ndim != 2 or boxes.shape[1] != 4:

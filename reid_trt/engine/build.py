@@ -118,8 +118,12 @@ def resolve_profile(config: BuildConfig, static_batch: int | None) -> tuple[int,
     if config.opt_batch is None:  # the default optimum follows a profile given around it
         best = min(max(best, lo), hi)
     if not 1 <= lo <= best <= hi:
-        raise ConfigError("max_batch" if hi < best else "min_batch", f"{lo}/{best}/{hi}",
-                          "the batch profile needs min <= opt <= max")
+        said = ", ".join(f"{opt(name)} {value}" + ("" if value == given_value else " (default)")
+                         for name, value, given_value in zip(
+                             ("min_batch", "opt_batch", "max_batch"), (lo, best, hi), given,
+                             strict=True))
+        raise ReidTrtError(f"{said}: the batch profile needs min <= opt <= max; give "
+                           f"{opt('min_batch')} no larger than {opt('max_batch')}")
     return lo, best, hi
 
 

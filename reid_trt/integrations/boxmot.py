@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from reid_trt.core.batching import numeric_boxes
 from reid_trt.core.errors import ReidTrtError
 from reid_trt.core.preprocess import as_bgr
 from reid_trt.runtime.embedder import Embedder
@@ -47,11 +48,7 @@ class BoxMOTReID:
         """(N, D) float32 L2-normalised embeddings of the boxes `xyxys` (N x 4, 6 or 8 columns,
         the first four x0, y0, x1, y1 in pixels) in the BGR frame `img`."""
         frame = as_bgr(img, "frame")
-        try:
-            boxes = np.asarray(xyxys, dtype=np.float64)
-        except (TypeError, ValueError):
-            raise ReidTrtError("boxes must be numeric rows (x0, y0, x1, y1[, conf, cls]); a "
-                               f"{type(xyxys).__name__} holding non-numbers was given") from None
+        boxes = numeric_boxes(xyxys, "xyxys")
         if boxes.size == 0:
             return np.empty((0, self.dim), dtype=np.float32)
         if boxes.ndim == 1:

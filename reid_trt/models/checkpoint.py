@@ -136,13 +136,17 @@ def check_keys(model: torch.nn.Module, state: Mapping[str, torch.Tensor], varian
         problems.append(f"{len(mis_shaped)} mis-shaped: {_short(mis_shaped, 2)}")
     if problems:
         try:
-            hint = f"it looks like {detect_variant(state, source).variant}"
+            detected = detect_variant(state, source).variant
         except CheckpointError:
-            hint = "it does not look like any OSNet variant"
-        raise CheckpointError(
-            f"{source} does not fit {variant}: {'; '.join(problems)}; {hint} "
-            f"(pass {opt('variant')} auto or the right variant)"
-        )
+            detected = None
+        if detected == variant:  # the right architecture, tensors missing or wrong: the file
+            cause = (f"it is a {variant} checkpoint, damaged, cut short or edited; restore it "
+                     "(copy or download it again, or save it again from training)")
+        elif detected is not None:
+            cause = f"it looks like {detected}: pass {opt('variant')} auto or {detected}"
+        else:
+            cause = "it does not look like any OSNet variant; pass a torchreid OSNet checkpoint"
+        raise CheckpointError(f"{source} does not fit {variant}: {'; '.join(problems)}; {cause}")
     return given
 
 

@@ -123,7 +123,8 @@ EXPORT_CASES = [
      ["--workspace 1000000000", "more than any GPU has"]),
     ("trt-opt-level", None, ["trt", "--onnx", "m.onnx", "--opt-level", "9"], 1, ["--opt-level 9"]),
     ("trt-profile-inverted", None, ["trt", "--onnx", "m.onnx", "--min-batch", "8", "--max-batch",
-                                    "4"], 1, ["min <= opt <= max"]),
+                                    "4"], 1, ["--min-batch 8, --opt-batch 4 (default), "
+                                              "--max-batch 4: ", "min <= opt <= max"]),
     ("trt-max-batch-huge", None, ["trt", "--onnx", "m.onnx", "--max-batch", "100000"], 1,
      ["--max-batch 100000"]),
     ("trt-flavour-unknown", None, ["trt", "--onnx", "m.onnx", "--trt", "foo"], 2, ["'--trt'"]),

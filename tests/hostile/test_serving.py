@@ -219,7 +219,7 @@ def test_boxmot_string_boxes(artifacts):
     from reid_trt.integrations.boxmot import BoxMOTReID
 
     reid = BoxMOTReID(str(artifacts["graph"]))
-    with pytest.raises(ReidTrtError, match="boxes must be numeric rows") as error:
+    with pytest.raises(ReidTrtError, match="xyxys holds strings, not numbers") as error:
         reid.get_features([["a", "b", "c", "d"]], np.zeros((64, 64, 3), np.uint8))
     assert "\n" not in str(error.value)
 

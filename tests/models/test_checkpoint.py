@@ -106,6 +106,23 @@ def test_missing_keys_never_give_random_weights(tmp_path, x0_25_state):
         load_model(save(tmp_path / "w.pth", partial))
 
 
+def test_a_damaged_checkpoint_of_the_right_variant_names_the_file_not_the_variant(
+        tmp_path, x0_25_state):
+    """Issue 30: six tensors missing or one mis-shaped in an osnet_x0_25 checkpoint is a damaged
+    file; the message names the tensors and says to restore it, not to pick a variant."""
+    missing = dict(list(x0_25_state.items())[:-6])
+    reshaped = dict(x0_25_state)
+    reshaped["conv3.0.conv1.conv.weight"] = reshaped["conv3.0.conv1.conv.weight"][:, :-1]
+    for state, names in ((missing, "missing 6 keys"), (reshaped, "1 mis-shaped: conv3.0.conv1")):
+        with pytest.raises(CheckpointError) as e:
+            load_model(save(tmp_path / "w.pth", state), variant="osnet_x0_25")
+        message = str(e.value)
+        assert names in message and "damaged, cut short or edited; restore it" in message
+        assert "auto or" not in message  # no variant to pick: it is the right one
+        with pytest.raises(CheckpointError, match="damaged"):  # auto detects the same variant
+            load_model(save(tmp_path / "w.pth", state))
+
+
 def test_pickled_objects_need_trust(tmp_path, x0_25_state):
     path = save(tmp_path / "w.pth", {"state_dict": x0_25_state, "args": NotATensor()})
     with pytest.raises(CheckpointError, match="pass trust_checkpoint"):
