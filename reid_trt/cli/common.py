@@ -78,9 +78,15 @@ def _command_line_name(fn) -> str:
     return f"'{program}'" if program.endswith(command) else f"'{program} {command}'"
 
 
+def printable(text: str) -> str:
+    """`text` for a terminal: control characters (escape sequences a file or name may carry)
+    written as \\xNN, so what is echoed cannot move the cursor, recolour or hide the rest."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in str(text))
+
+
 def fail(message: str, code: int = 1):
     # One line: a message that quotes a file's content must not break the "one line" promise.
-    text = " ".join(str(message).split())
+    text = printable(" ".join(str(message).split()))
     err_console.print(f"[bold red]error:[/] {escape(text)}")
     raise typer.Exit(code)
 

@@ -7,8 +7,9 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
-from reid_trt.cli.common import console, fails_cleanly
+from reid_trt.cli.common import console, fails_cleanly, printable
 from reid_trt.cli.groups import Group, takes
 from reid_trt.serving.server import ServerConfig, TritonServer
 
@@ -35,7 +36,7 @@ def serve(
         server.start()
     try:
         for name in server.models:
-            console.print(f"serving [bold]{name}[/]: grpc {server.grpc_url}, http "
+            console.print(f"serving [bold]{escape(printable(name))}[/]: grpc {server.grpc_url}, http "
                           f"{server.http_url}, metrics {server.host}:"
                           f"{server.ports['metrics_port']}/metrics")
         console.print("Ctrl-C stops it")

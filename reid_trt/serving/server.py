@@ -26,7 +26,7 @@ import urllib.request
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from reid_trt.core.errors import MissingDependencyError, ReidTrtError
+from reid_trt.core.errors import MissingDependencyError, ReidTrtError, opt
 from reid_trt.core.options import ConfigError, bounded, described
 
 LOG_TAIL = 12  # server log lines quoted when it fails to start
@@ -255,8 +255,10 @@ class TritonServer:
                     self._get(f"/v2/models/{name}/ready") for name in self.models):
                 return
             time.sleep(0.2)
-        raise ReidTrtError(f"Triton was not ready within {self.config.timeout:.0f} s: "
-                           f"{self.log_tail()}")
+        # reid-trt's own option and fix first: Triton's last words follow, for whoever reads on
+        raise ReidTrtError(f"{opt('timeout')} {self.config.timeout:g}: Triton was not ready "
+                           "within it (loading a model takes seconds to a minute); raise it. "
+                           f"Triton said: {self.log_tail()}")
 
     def _log_lines(self) -> list[str]:
         try:

@@ -385,3 +385,17 @@ def test_outputs_get_normal_file_permissions(ws):
         assert (ws / "m.plan.json").stat().st_mode & 0o777 == 0o640
     finally:
         os.umask(mask)
+
+
+def test_control_characters_in_what_is_echoed_are_escaped(tmp_path):
+    """A path (or a file's words) carrying terminal escape sequences is echoed as text, so the
+    one-line error cannot recolour, move or hide anything (issue 30)."""
+    from typer.testing import CliRunner
+
+    from reid_trt.cli.export import app
+
+    name = "m\x1b[2J\x1b[31m\x07.onnx"
+    result = CliRunner().invoke(app, ["inspect", str(tmp_path / name)])
+    assert result.exit_code == 1
+    assert "\x1b" not in result.stderr and "\x07" not in result.stderr
+    assert "m\\x1b[2J\\x1b[31m\\x07.onnx" in result.stderr
