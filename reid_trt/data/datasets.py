@@ -151,11 +151,22 @@ def _msmt17(root: Path) -> ReidDataset:
 def _mot17(root: Path) -> ReidDataset:
     found = mot.sequences(root)
     if not found:
+        bare = next((p.parent for p in sorted(root.rglob("img1")) if p.is_dir()), None)
+        if bare is not None:
+            raise ReidTrtError(f"{bare}: frames in img1/ but no gt/gt.txt beside them; the boxes "
+                               "come from MOTChallenge's ground truth (gt/gt.txt of the train "
+                               "split), or pass a folder of crops")
         raise _LayoutMismatch("sequences with gt/gt.txt")
     samples = []
     for cam, seq in enumerate(found):
         gt = mot.read_gt(seq)
-        for number, frame in mot.frames(seq):
+        numbered = mot.frames(seq)
+        if not numbered:
+            names = sorted(p.name for p in (seq / "img1").glob("*"))[:3] if \
+                (seq / "img1").is_dir() else []
+            raise ReidTrtError(f"{seq / 'img1'}: no frames named by their number as gt.txt counts "
+                               f"them (000001.jpg, ...); found {', '.join(names) or 'no img1/'}")
+        for number, frame in numbered:
             for track, box in mot.pedestrian_boxes(gt, number):
                 # Track ids are per sequence: offset them so identities stay distinct.
                 samples.append(Sample(frame, cam * 100_000 + track, cam, box))
@@ -183,7 +194,8 @@ def detect_kind(root: Path) -> str:
     if any((folder / split).is_dir() for folder in [root, *(p for p in root.iterdir() if p.is_dir())]
            for split in MARKET_SPLITS):
         return "market1501"
-    if next(root.rglob("gt/gt.txt"), None) is not None:
+    if next(root.rglob("gt/gt.txt"), None) is not None or any(
+            p.is_dir() and p.name == "img1" for p in root.rglob("img1")):
         return "mot17"
     return "folder"
 

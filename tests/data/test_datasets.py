@@ -102,6 +102,12 @@ def test_stratified_sample_spreads_identities():
      "^dataset market1501: .* has no bounding_box_train.*, or dataset folder for"),
     (lambda p: write(p / "a.jpg"), "msmt17", "list_train.txt"),
     (lambda p: write(p / "a.jpg"), "viper", "^dataset viper: choose one of"),
+    # Issue 30: MOT trees say what is missing, not "no images".
+    (lambda p: write(p / "MOT17-02" / "img1" / "000001.jpg"), "auto",
+     "MOT17-02: frames in img1/ but no gt/gt.txt beside them"),
+    (lambda p: (write(p / "S" / "img1" / "frame_1.jpg"), (p / "S" / "gt").mkdir(),
+                (p / "S" / "gt" / "gt.txt").write_text("1,1,0,0,10,40,1,1,1\n")), "auto",
+     r"S/img1: no frames named by their number .* found frame_1\.jpg"),
 ])
 def test_bad_layouts(tmp_path, setup, kind, message):
     setup(tmp_path)
