@@ -122,8 +122,9 @@ class Contract:
                                        "); re-export it with 'reid-export onnx'") from None
         if "variant" not in values:
             raise ReidTrtError(
-                f"{source} carries no reid-trt metadata (no '{METADATA_PREFIX}variant'); "
-                "export it with 'reid-export onnx' so the preprocessing contract travels with it"
+                f"{source} carries no reid-trt metadata (no '{METADATA_PREFIX}variant'): a graph "
+                "from another exporter (BoxMOT, torchreid, a tracking repo) is taken in with "
+                "'reid-export adopt GRAPH'; from a checkpoint, export it with 'reid-export onnx'"
             )
         return cls.from_dict(values, source)
 

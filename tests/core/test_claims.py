@@ -88,3 +88,17 @@ def test_an_ir_whose_contract_is_not_its_graph(real, graphs, tmp_path):
     with pytest.raises(ReidTrtError) as e:
         Embedder(xml)
     assert "not ('N', 3, 384, 128)" in str(e.value) and "not (N, 256)" in str(e.value)
+
+
+def test_a_third_party_graph_is_pointed_to_adopt(shared_data, tmp_path):
+    """The shared BoxMOT-style export carries no contract: Embedder and every command that reads
+    graphs say to adopt it (issue 30), not to export it."""
+    graph = shared_data / "weights" / "osnet_x0_25_msmt17.onnx"
+    with pytest.raises(ReidTrtError, match="'reid-export adopt GRAPH'"):
+        Embedder(graph, backend="onnxruntime")
+    for args in (["trt", "--onnx", str(graph), "-o", str(tmp_path / "t.plan")],
+                 ["openvino", "--onnx", str(graph), "-o", str(tmp_path / "t.xml")],
+                 ["inspect", str(graph)]):
+        result = runner.invoke(app, args)
+        assert result.exit_code == 1 and "reid-export adopt GRAPH" in result.stderr, args
+    assert list(tmp_path.iterdir()) == []
