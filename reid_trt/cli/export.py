@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -212,8 +213,11 @@ def _three(text: str | None, option: str) -> tuple[float, float, float] | None:
         values = tuple(float(v) for v in text.split(","))
     except ValueError:
         values = ()
-    if len(values) != 3:
+    if len(values) != 3 or not all(math.isfinite(v) for v in values):
         fail(f"{option} {text}: give three numbers, R,G,B (0-1 units, e.g. 0.485,0.456,0.406)", 2)
+    if option == "--std" and min(values) <= 0:
+        fail(f"{option} {text}: a standard deviation divides, so each must be above 0 (0-1 "
+             "units, e.g. 0.229,0.224,0.225)", 2)
     return values
 
 
