@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import onnx
+import onnx.external_data_helper
 
 from reid_trt.core import defaults
 from reid_trt.core.contract import Contract
@@ -47,6 +48,43 @@ def _inputs(model: onnx.ModelProto) -> list:
     return [v for v in model.graph.input if v.name not in initializers]
 
 
+# Ops that end a classifier, not an embedding; and ops that pass a tensor on unchanged in
+# meaning (looked through to find what made the output).
+CLASSIFIER_OPS = ("Softmax", "LogSoftmax", "ArgMax", "Sigmoid", "TopK")
+PASS_THROUGH_OPS = ("Identity", "Reshape", "Flatten", "Squeeze", "Unsqueeze", "Cast")
+
+
+def _output_op(model: onnx.ModelProto, name: str) -> str | None:
+    """The op that computes output `name`, looking through reshapes and identities."""
+    producers = {out: n for n in model.graph.node for out in n.output}
+    node = producers.get(name)
+    while node is not None and node.op_type in PASS_THROUGH_OPS and node.input:
+        node = producers.get(node.input[0])
+    return node.op_type if node is not None else None
+
+
+def with_external_data(model: onnx.ModelProto, source: Path) -> onnx.ModelProto:
+    """`model` with weights kept in files beside `source` read in (the adopted graph is written
+    as one file); a missing or unreadable data file is a one-line error naming it."""
+    external = [t for t in model.graph.initializer
+                if t.data_location == onnx.TensorProto.EXTERNAL]
+    if not external:
+        return model
+    locations = sorted({e.value for t in external for e in t.external_data if e.key == "location"})
+    missing = [name for name in locations if not (source.parent / name).is_file()]
+    if missing:
+        raise ReidTrtError(f"{source} keeps its weights in {', '.join(missing)}, which is not "
+                           f"beside it in {source.parent}; put the data file next to the graph "
+                           "(as it was exported)")
+    try:
+        onnx.external_data_helper.load_external_data_for_model(model, str(source.parent))
+    except Exception as e:  # a short file, a path that leaves the folder, ...
+        raise ReidTrtError(f"{source}: its external weights ({', '.join(locations)}) cannot be "
+                           f"read ({' '.join(str(e).split())[:160]}); export the graph again"
+                           ) from None
+    return model
+
+
 def check_structure(model: onnx.ModelProto, source: Path) -> tuple[str, list[str]]:
     """(the OSNet variant, evidence) if `model` is an OSNet-family embedding graph; otherwise a
     one-line error with the reason."""
@@ -66,6 +104,12 @@ def check_structure(model: onnx.ModelProto, source: Path) -> tuple[str, list[str
             f"{source}: output '{outputs[0].name}' has {out[1]} values per crop; OSNet's "
             f"embedding has {defaults.EMBEDDING_DIM} (a width of 751 or 1041 is a classifier "
             "head over training identities: export the features, not the logits)")
+    head = _output_op(model, outputs[0].name)
+    if head in CLASSIFIER_OPS:
+        raise ReidTrtError(
+            f"{source}: output '{outputs[0].name}' comes out of {head}, a classifier's "
+            "probabilities or class, not an embedding; export the features before the classifier "
+            "(torchreid's model in eval mode returns them)")
     inits = {i.name: i for i in model.graph.initializer}
     convs = [n for n in model.graph.node if n.op_type == "Conv" and len(n.input) > 1
              and n.input[1] in inits]
@@ -135,7 +179,7 @@ def adopt_onnx(source: Path | str, *, input_format: str | None = None, mean=None
     """The reid-trt graph of a foreign OSNet graph, proven equal to it (or, with `weights`,
     verified against PyTorch)."""
     source = Path(source)
-    original = load_onnx(source)
+    original = with_external_data(load_onnx(source), source)
     variant, evidence = check_structure(original, source)
     contract, more = recognised_contract(original, variant, input_format, mean, std, size)
     evidence += more

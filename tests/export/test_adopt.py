@@ -118,3 +118,37 @@ def test_other_graphs_are_refused(tmp_path, make, reason):
     assert result.exit_code == 1 and reason in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
     assert sorted(p.name for p in tmp_path.iterdir()) == ["g.onnx"]
+
+
+def test_weights_in_an_external_data_file(foreign, tmp_path):
+    """Issue 30: a graph saved with its weights beside it is adopted (written as one file); with
+    the data file missing, a one-line error names it and nothing is written."""
+    model = onnx.load(foreign)
+    onnx.save(model, tmp_path / "ext.onnx", save_as_external_data=True, location="ext.data",
+              size_threshold=0)
+    assert (tmp_path / "ext.data").stat().st_size > 500_000
+    result = runner.invoke(app, ["adopt", str(tmp_path / "ext.onnx"), "-o",
+                                 str(tmp_path / "one.onnx")])
+    assert result.exit_code == 0, result.output
+    written = onnx.load(tmp_path / "one.onnx", load_external_data=False)
+    assert not any(t.data_location == onnx.TensorProto.EXTERNAL for t in written.graph.initializer)
+    assert contract_of(written).variant == "osnet_x0_25"
+
+    (tmp_path / "ext.data").unlink()
+    result = runner.invoke(app, ["adopt", str(tmp_path / "ext.onnx"), "-o",
+                                 str(tmp_path / "none.onnx")])
+    assert result.exit_code == 1 and "keeps its weights in ext.data" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.output
+    assert not (tmp_path / "none.onnx").exists()
+
+
+def test_a_classifier_head_is_refused(foreign, tmp_path):
+    model = onnx.load(foreign)
+    out = model.graph.output[0]
+    model.graph.node.append(helper.make_node("Softmax", [out.name], ["probabilities"], axis=1))
+    out.name = "probabilities"
+    onnx.save(model, tmp_path / "cls.onnx")
+    result = runner.invoke(app, ["adopt", str(tmp_path / "cls.onnx"), "-o",
+                                 str(tmp_path / "o.onnx")])
+    assert result.exit_code == 1 and "comes out of Softmax" in result.stderr
+    assert not (tmp_path / "o.onnx").exists()
