@@ -110,8 +110,7 @@ class CalibrationConfig:
     eval_data: Path | None = described(
         None, "A labelled cross-camera set to judge INT8 by instead of the calibration data's "
         "unused crops: query/ and bounding_box_test/, or one folder of Market-named crops from two "
-        "cameras; its mAP and Rank-1 change are reported, the mAP drop bounded by "
-        "‹max_map_drop›.")
+        "cameras; its mAP and Rank-1 change are reported, the mAP drop held to the budget.")
 
     def __post_init__(self):
         if self.dataset not in ("auto", *KINDS):

@@ -62,23 +62,39 @@ def _module_path(node: onnx.NodeProto) -> list[str]:
     return node.input[1].removeprefix("model.").split(".")
 
 
-def layer_groups(model: onnx.ModelProto, fine: bool = False) -> dict[str, list[str]]:
-    """Quantizable nodes by OSNet block ('conv1', 'conv2.0', ..., 'conv5', 'fc'), or with `fine`
-    by part of a block ('conv2.0/conv1', 'conv2.0/conv2b', 'conv2.0/gate', 'conv2.0/conv3', ...:
-    the entry 1x1, each stream, the gate, the exit 1x1, the shortcut)."""
+def layer_groups(model: onnx.ModelProto) -> dict[str, list[str]]:
+    """Quantizable nodes by OSNet block, found from the graph's structure, not its names (graphs
+    adopted from other exporters name weights onnx::Conv_1047): a block ends at its residual Add,
+    the stem at its MaxPool, a stage transition at its AveragePool, and each fully connected
+    layer is its own. Named by module path where the weights carry one ('conv1', 'conv2.0', ...,
+    'pool2.0', 'conv5', 'fc'), else 'block N'. On reid-trt's own osnet_x0_25 export these are
+    exactly the groups its module names give."""
+    from reid_trt.calibration.placement import residual_adds
+
+    ends = {n.name for n in residual_adds(model)}
     groups: dict[str, list[str]] = {}
+    current: list[onnx.NodeProto] = []
+
+    def close() -> None:
+        if current:
+            parts = _module_path(current[0])
+            staged = parts[0].startswith(("conv2", "conv3", "conv4", "pool")) and len(parts) > 2
+            name = ".".join(parts[:2]) if staged else parts[0]
+            if len(parts) < 2 or name in groups:  # no module path in the weight names
+                name = f"block {len(groups) + 1}"
+            groups[name] = [n.name for n in current]
+            current.clear()
+
     for node in model.graph.node:
-        if node.op_type not in QUANTIZED_OPS or len(node.input) < 2:
-            continue
-        parts = _module_path(node)
-        staged = parts[0].startswith(("conv2", "conv3", "conv4", "pool")) and len(parts) > 2
-        key = ".".join(parts[:2]) if staged else parts[0]
-        if fine and staged:
-            part = parts[2]
-            if part == "conv2" and parts[3].isdigit():  # OSNet-AIN streams: conv2.<t>
-                part = f"conv2.{parts[3]}"
-            key = f"{key}/{part}"
-        groups.setdefault(key, []).append(node.name)
+        if node.op_type in QUANTIZED_OPS and len(node.input) >= 2:
+            if node.op_type != "Conv":
+                close()
+            current.append(node)
+            if node.op_type != "Conv":
+                close()
+        if node.name in ends or node.op_type in ("MaxPool", "AveragePool"):
+            close()
+    close()
     return groups
 
 

@@ -152,3 +152,22 @@ def test_a_classifier_head_is_refused(foreign, tmp_path):
                                  str(tmp_path / "o.onnx")])
     assert result.exit_code == 1 and "comes out of Softmax" in result.stderr
     assert not (tmp_path / "o.onnx").exists()
+
+
+def test_calibrated_like_reid_trts_own_export(adopted, graphs, shared_data, tmp_path):
+    """Issue 30: INT8 calibration groups layers by the graph's structure, so an adopted graph
+    (weights named onnx::Conv_1047) is searched block by block as reid-trt's own export is, and
+    keeps most of its work in INT8 with the defaults on MOT17-04."""
+    from reid_trt.calibration.api import calibrate_onnx
+    from reid_trt.calibration.quantize import layer_groups
+    from reid_trt.core.fileio import sha256_file
+
+    ours = layer_groups(onnx.load(graphs["osnet_x0_25", "fp32"]))
+    theirs = layer_groups(onnx.load(adopted))
+    assert list(ours)[:3] == ["conv1", "conv2.0", "conv2.1"] and "block 2" in theirs
+    assert [len(v) for v in theirs.values()] == [len(v) for v in ours.values()]  # 11 blocks
+    result = calibrate_onnx(onnx.load(adopted), sha256_file(adopted), shared_data / "reid" /
+                            "mot17-mini" / "train" / "MOT17-04-FRCNN", tmp_path / "a.int8.onnx")
+    report = result.report
+    print(f"adopted graph, MOT17-04: {100 * report.int8_work.int8_mac_share:.1f}% of conv MACs")
+    assert report.budget_held and report.int8_work.int8_mac_share >= 0.8
