@@ -11,7 +11,7 @@ import onnx
 
 from reid_trt.calibration.placement import Int8Work
 from reid_trt.calibration.quantize import Budget, Figures
-from reid_trt.core.fileio import atomic_path, sha256_file
+from reid_trt.core.fileio import atomic_paths, sha256_file
 from reid_trt.core.metrics import RetrievalScores
 from reid_trt.core.records import fields_jsonable
 
@@ -112,13 +112,12 @@ def report_path_for(output: Path) -> Path:
 
 def write_calibration(output: Path, quantized: onnx.ModelProto, ranges, method: str,
                       report: CalibrationReport) -> CalibrationResult:
-    """The INT8 graph, the TensorRT cache and the report, each written atomically."""
+    """The INT8 graph, the TensorRT cache and the report, written all or none."""
     from reid_trt.calibration.cache import cache_path, cache_text
 
     cache = cache_path(output, report.calibration_hash)
     report_path = report_path_for(output)
-    with atomic_path(output) as tmp_model, atomic_path(cache) as tmp_cache, \
-            atomic_path(report_path) as tmp_report:
+    with atomic_paths(output, cache, report_path) as (tmp_model, tmp_cache, tmp_report):
         onnx.save(quantized, tmp_model)
         tmp_cache.write_text(cache_text(ranges, method))
         report.int8_sha256 = sha256_file(tmp_model)

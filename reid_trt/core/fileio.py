@@ -52,6 +52,10 @@ def check_output(path: Path | str, option: str = opt("output"), suffixes: Iterab
         if clash is not None:
             raise OutputPathError(f"{what} {target} would overwrite the input {clash}; pass "
                                   f"another {option}")
+        if _locked(target):
+            raise OutputPathError(f"{what} {target} is immutable or append-only and cannot be "
+                                  f"replaced; clear the flag (chattr -i/-a) or pass another "
+                                  f"{option}")
     parent = path.parent if str(path.parent) else Path(".")
     if not parent.is_dir():
         raise OutputPathError(f"{parent} does not exist; create it or pass another path to {option}")
@@ -92,13 +96,48 @@ def atomic_path(path: Path) -> Iterator[Path]:
         tmp_path.unlink(missing_ok=True)
 
 
+# Linux inode flags (FS_IOC_GETFLAGS): an immutable or append-only file cannot be renamed or
+# deleted, even by root, and os.access does not tell.
+_FS_IOC_GETFLAGS = 0x80086601
+_LOCKED_FLAGS = 0x10 | 0x20  # FS_IMMUTABLE_FL, FS_APPEND_FL
+
+
+def _locked(path: Path) -> bool:
+    """Whether `path` carries the immutable or append-only flag (False where flags cannot be
+    read: another OS, a filesystem without them)."""
+    try:
+        import array
+        import fcntl
+
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0))
+    except (ImportError, OSError):
+        return False
+    try:
+        flags = array.array("l", [0])
+        fcntl.ioctl(fd, _FS_IOC_GETFLAGS, flags, True)
+        return bool(flags[0] & _LOCKED_FLAGS)
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+
+
 def unremovable(tree: Path) -> Path | None:
-    """A folder inside `tree` whose entries this process may not delete, or None."""
-    if not tree.is_dir() or tree.is_symlink():
+    """A file or folder in `tree` (or `tree` itself) that this process cannot move or delete:
+    immutable or append-only, or inside a folder that does not let it delete entries; None if
+    the whole tree can go."""
+    if not (tree.exists() or tree.is_symlink()) or tree.is_symlink():
         return None
-    for folder, _, _ in os.walk(tree):
+    if _locked(tree):
+        return tree
+    if not tree.is_dir():
+        return None
+    for folder, dirs, files in os.walk(tree):
         if not os.access(folder, os.W_OK | os.X_OK):
             return Path(folder)
+        for name in dirs + files:
+            if _locked(Path(folder) / name):
+                return Path(folder) / name
     return None
 
 
@@ -107,29 +146,37 @@ def replace_together(moves: list[tuple[Path, Path]], aside_in: Path | None = Non
     the destinations are first moved aside beside them, and put back if any rename fails, so a
     reader sees the old set or the new one, never a mix (an OpenVINO .xml with another .bin).
     `aside_in`: where the old copies wait (default: beside each destination; a Triton
-    repository wants them outside, since Triton loads every folder in it). Only the old copies'
-    removal comes after the point of no return; one that cannot be removed is reported."""
+    repository wants them outside, since Triton loads every folder in it). Everything that must
+    move or go is checked first, so the old copies' removal, after the point of no return, does
+    not fail on what could be known; a rename that fails anyway is undone and reported in one
+    line with nothing changed."""
     for _, dst in moves:
         blocked = unremovable(dst)
         if blocked is not None:
-            raise OutputPathError(f"{dst} cannot be replaced: {blocked} does not let this user "
-                                  "delete its files; fix its permissions or write elsewhere")
+            raise OutputPathError(f"{dst} cannot be replaced: {blocked} cannot be moved or "
+                                  "deleted by this user (permissions, or an immutable or "
+                                  "append-only flag); fix that or write elsewhere; nothing was "
+                                  "changed")
     aside: list[tuple[Path, Path]] = []
     placed: list[tuple[Path, Path]] = []
+    current = moves[0][1] if moves else None
     try:
-        for _, dst in moves:
-            if dst.exists() or dst.is_symlink():
-                backup = (aside_in or dst.parent) / f".{dst.name}.{os.getpid()}.old"
-                os.rename(dst, backup)
-                aside.append((dst, backup))
-        for src, dst in moves:
-            os.rename(src, dst)
-            placed.append((src, dst))
-    except BaseException:
+        for _, current in moves:
+            if current.exists() or current.is_symlink():
+                backup = (aside_in or current.parent) / f".{current.name}.{os.getpid()}.old"
+                os.rename(current, backup)
+                aside.append((current, backup))
+        for src, current in moves:
+            os.rename(src, current)
+            placed.append((src, current))
+    except BaseException as e:
         for src, dst in reversed(placed):
             os.rename(dst, src)
         for dst, backup in reversed(aside):
             os.rename(backup, dst)
+        if isinstance(e, OSError):
+            raise OutputPathError(f"{current} cannot be replaced ({e.strerror}); nothing was "
+                                  "changed") from None
         raise
     left = []
     for _, backup in aside:
@@ -142,6 +189,27 @@ def replace_together(moves: list[tuple[Path, Path]], aside_in: Path | None = Non
     if left:
         raise OutputPathError(f"the new files are in place, but the old copies {', '.join(left)} "
                               "could not be removed; delete them by hand")
+
+
+@contextlib.contextmanager
+def atomic_paths(*paths: Path) -> Iterator[tuple[Path, ...]]:
+    """`atomic_path` for files that belong together (an engine and its manifest, an INT8 graph
+    with its cache and report): temporary paths beside each, put in place all or none by
+    `replace_together` only if the block succeeds."""
+    staged = []
+    try:
+        for path in map(Path, paths):
+            fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp",
+                                       dir=path.parent or ".")
+            os.close(fd)
+            staged.append(Path(tmp))
+        yield tuple(staged)
+        for tmp, path in zip(staged, paths, strict=True):
+            os.chmod(tmp, file_mode(Path(path)))
+        replace_together([(tmp, Path(path)) for tmp, path in zip(staged, paths, strict=True)])
+    finally:
+        for tmp in staged:
+            tmp.unlink(missing_ok=True)
 
 
 def write_bytes_atomic(path: Path, data: bytes) -> None:

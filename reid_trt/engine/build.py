@@ -13,7 +13,7 @@ import onnx
 
 from reid_trt.core.contract import Int8Record, contract_of
 from reid_trt.core.errors import ReidTrtError, opt
-from reid_trt.core.fileio import atomic_path, check_output, sha256_file, write_bytes_atomic
+from reid_trt.core.fileio import atomic_paths, check_output, sha256_file, write_bytes_atomic
 from reid_trt.core.machine import cuda_compute_capability
 from reid_trt.core.manifest import ENGINE_SUFFIXES, Manifest, Profile, manifest_path
 from reid_trt.core.onnxio import graph_precision, is_fp16_qdq, load_onnx
@@ -378,11 +378,10 @@ def _build(trt: Trt, onnx_path: Path, parsed: Path, output: Path, config: BuildC
                  **({"fp16_conversion": conversion} if conversion else {})},
         builder_warnings=logger.warnings[:50],
     )
-    with atomic_path(output) as engine_tmp:
+    with atomic_paths(output, manifest_path(output)) as (engine_tmp, manifest_tmp):
         engine_tmp.write_bytes(engine)
         manifest.engine_sha256 = sha256_file(engine_tmp)
-        with atomic_path(manifest_path(output)) as manifest_tmp:
-            manifest_tmp.write_text(manifest.to_json())
+        manifest_tmp.write_text(manifest.to_json())
     if cache is not None:
         write_bytes_atomic(config.timing_cache, bytes(builder_config.get_timing_cache().serialize()))
         notes.append(f"timing cache saved to {config.timing_cache}")
