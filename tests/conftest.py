@@ -42,6 +42,27 @@ def need(path: Path, what: str) -> Path:
     pytest.skip(message)
 
 
+def pil_resize(crops, size=(256, 128)):
+    """torchreid's resize: torchvision's Resize((h, w)) on a PIL RGB image is PIL bilinear."""
+    import numpy as np
+    from PIL import Image
+
+    return np.stack([np.asarray(Image.fromarray(np.ascontiguousarray(c[..., ::-1]))
+                                .resize(size[::-1], Image.BILINEAR))[..., ::-1] for c in crops])
+
+
+def torchreid_embed(model, crops):
+    """torchreid's test pipeline on BGR crops: PIL resize, ToTensor, Normalize, the network,
+    L2-normalised (the reference the resize and retrieval tests hold reid-trt to)."""
+    import torch
+
+    from reid_trt.core.preprocess import normalize_nhwc_bgr
+
+    with torch.no_grad():
+        v = model(torch.from_numpy(normalize_nhwc_bgr(pil_resize(crops))))
+    return torch.nn.functional.normalize(v, dim=1).numpy()
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     default = ROOT.parent / "shared" / "data"

@@ -65,7 +65,7 @@ from reid_trt.data.datasets import (
     retrieval_split,
     stratified_sample,
 )
-from reid_trt.data.shifts import augmented, shifted_copies
+from reid_trt.data.shifts import EVALUATION_SHIFTS, augmented
 
 BATCH = 16
 # Crops per ONNX Runtime call while scoring: memory bounded by the chunk. 32 rather than 64: the
@@ -273,8 +273,7 @@ class Scorer:
         self.n = len(sets.judged_crops)
         self.groups = protocol.domains(sets.judged_crops, sets.judged_samples, sets.split)
         if sets.n_query is not None:
-            shifts = set(shifted_copies([], None))
-            self.groups = {(k if k in shifts else "query and gallery"): v
+            self.groups = {(k if k in EVALUATION_SHIFTS else "query and gallery"): v
                            for k, v in self.groups.items()}
         self.x = graph_input(protocol.with_shifts(sets.judged_crops), contract)
         source_session = ort_session(source, source="the source graph", spin=Spin.NEVER)

@@ -67,7 +67,7 @@ def layer_groups(model: onnx.ModelProto) -> dict[str, list[str]]:
     adopted from other exporters name weights onnx::Conv_1047): a block ends at its residual Add,
     the stem at its MaxPool, a stage transition at its AveragePool, and each fully connected
     layer is its own. Named by module path where the weights carry one ('conv1', 'conv2.0', ...,
-    'pool2.0', 'conv5', 'fc'), else 'block N'. On reid-trt's own osnet_x0_25 export these are
+    'conv2.2', 'conv5', 'fc'), else 'block N'. On reid-trt's own osnet_x0_25 export these are
     exactly the groups its module names give."""
     from reid_trt.calibration.placement import residual_adds
 

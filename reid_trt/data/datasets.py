@@ -194,8 +194,9 @@ def detect_kind(root: Path) -> str:
     if any((folder / split).is_dir() for folder in [root, *(p for p in root.iterdir() if p.is_dir())]
            for split in MARKET_SPLITS):
         return "market1501"
-    if next(root.rglob("gt/gt.txt"), None) is not None or any(
-            p.is_dir() and p.name == "img1" for p in root.rglob("img1")):
+    # One walk for either sign of a MOTChallenge tree: ground truth, or frames in img1/.
+    if any((p.name == "gt.txt" and p.parent.name == "gt") or (p.name == "img1" and p.is_dir())
+           for p in root.rglob("*")):
         return "mot17"
     return "folder"
 

@@ -5,10 +5,7 @@ its subjects run the runtime their option names, each once."""
 
 import shutil
 
-import numpy as np
 import pytest
-import torch
-from PIL import Image
 from typer.testing import CliRunner
 
 from reid_trt import Embedder
@@ -16,8 +13,8 @@ from reid_trt.bench.accuracy import load_protocol, retrieval
 from reid_trt.bench.run import BenchConfig, run_bench
 from reid_trt.cli.bench import app
 from reid_trt.core.metrics import evaluate
-from reid_trt.core.preprocess import normalize_nhwc_bgr
 from reid_trt.models.checkpoint import load_model
+from tests.conftest import torchreid_embed
 
 pytestmark = pytest.mark.slow  # embeds the 492 crops several times
 
@@ -35,18 +32,12 @@ def protocol(cuhk03):
 
 
 def torchreid_scores(weights, protocol):
-    """torchreid's test pipeline: PIL bilinear resize, ToTensor, Normalize, the network, cosine."""
+    """torchreid's test pipeline (PIL resize, the network), scored by cosine."""
     model = load_model(weights).model.eval()
-
-    def embed(crops):
-        pil = np.stack([np.asarray(Image.fromarray(np.ascontiguousarray(c[..., ::-1]))
-                                   .resize((128, 256), Image.BILINEAR))[..., ::-1] for c in crops])
-        with torch.no_grad():
-            return model(torch.from_numpy(normalize_nhwc_bgr(pil))).numpy()
-
     p = protocol
-    return evaluate(embed(p.query_crops), [s.pid for s in p.query], [s.camid for s in p.query],
-                    embed(p.gallery_crops), [s.pid for s in p.gallery], [s.camid for s in p.gallery])
+    return evaluate(torchreid_embed(model, p.query_crops), [s.pid for s in p.query],
+                    [s.camid for s in p.query], torchreid_embed(model, p.gallery_crops),
+                    [s.pid for s in p.gallery], [s.camid for s in p.gallery])
 
 
 def test_the_protocol_is_camera_1_against_camera_2(protocol, cuhk03):

@@ -6,24 +6,18 @@ frames agree with the host path."""
 import cv2
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 from reid_trt import Embedder
-from reid_trt.core.preprocess import normalize_nhwc_bgr, resize_bgr
+from reid_trt.core.preprocess import resize_bgr
 from reid_trt.data.folder import read_crops
 from reid_trt.data.mot import mot_crops
 from reid_trt.data.shifts import shifted_copies
 from reid_trt.integrations.boxmot import BoxMOTReID
 from reid_trt.models.checkpoint import load_model
+from tests.conftest import pil_resize, torchreid_embed
 
 SIZE = (256, 128)
-
-
-def pil_resize(crops, size=SIZE):
-    """torchreid's resize: torchvision's Resize((h, w)) on a PIL RGB image is PIL bilinear."""
-    return np.stack([np.asarray(Image.fromarray(np.ascontiguousarray(c[..., ::-1]))
-                                .resize(size[::-1], Image.BILINEAR))[..., ::-1] for c in crops])
 
 
 def rescaled(crops, height):
@@ -75,13 +69,6 @@ def test_views_and_odd_sizes(aspects):
 @pytest.fixture(scope="module")
 def torchreid_model(real_weights):
     return load_model(real_weights["msmt17"]).model.eval()
-
-
-def torchreid_embed(model, crops):
-    """torchreid's test transform and network: PIL resize, ToTensor, Normalize, forward."""
-    with torch.no_grad():
-        v = model(torch.from_numpy(normalize_nhwc_bgr(pil_resize(crops))))
-    return torch.nn.functional.normalize(v, dim=1).numpy()
 
 
 def test_embeddings_equal_torchreid_on_every_aspect(aspects, torchreid_model, graphs):
