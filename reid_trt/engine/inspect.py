@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 
 from reid_trt.core.contract import contract_of
+from reid_trt.core.engine_file import EngineFile, disagreements
 from reid_trt.core.errors import ReidTrtError
 from reid_trt.core.fileio import sha256_file
 from reid_trt.core.manifest import ENGINE_SUFFIXES, read_manifest
@@ -69,6 +70,14 @@ def describe_engine(path: Path) -> dict[str, str]:
     m = read_manifest(path)
     c = m.preprocessing
     intact = "ok" if sha256_file(path) == m.engine_sha256 else "MISMATCH (engine changed since build)"
+    engine = EngineFile.read(path)
+    found = disagreements(m, engine)
+    if found:
+        checked = "DISAGREES: " + "; ".join(found)
+    elif engine.readable:
+        checked = "agrees with the engine's own tensors (weight types, I/O)"
+    else:
+        checked = "not checked (the engine carries no tensor table; the layers below need a GPU)"
     return {
         "file": str(path),
         "variant": c.variant,
@@ -83,6 +92,7 @@ def describe_engine(path: Path) -> dict[str, str]:
         "options": json.dumps({k: v for k, v in m.options.items() if v is not None}),
         "warnings": str(len(m.builder_warnings)),
         "engine sha256": f"{m.engine_sha256[:16]}... {intact}",
+        "manifest": checked,
         "layers": layer_information(path, m.trt_flavour)[:2000],
     }
 

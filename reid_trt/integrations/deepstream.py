@@ -15,6 +15,7 @@ import os
 from pathlib import Path
 
 from reid_trt.core.contract import Contract, contract_of
+from reid_trt.core.engine_file import check_engine_file
 from reid_trt.core.errors import MissingDependencyError, ReidTrtError, opt
 from reid_trt.core.fileio import atomic_path
 from reid_trt.core.manifest import Manifest, read_manifest
@@ -65,6 +66,7 @@ def _model_of(engine: Path | None, onnx_path: Path | None
         if not Path(engine).is_file():
             raise ReidTrtError(f"{opt('engine')} {engine}: no such file")
         manifest = read_manifest(engine)
+        check_engine_file(engine, manifest)
         return manifest.preprocessing, manifest.precision, manifest
     graph = load_onnx(onnx_path)
     return contract_of(graph, str(onnx_path)), graph_precision(graph), None

@@ -13,8 +13,9 @@ from pathlib import Path
 
 from reid_trt.core import defaults
 from reid_trt.core.contract import contract_of
+from reid_trt.core.engine_file import check_engine_file
 from reid_trt.core.errors import OutputPathError, ReidTrtError, opt
-from reid_trt.core.fileio import replace_together, sha256_file
+from reid_trt.core.fileio import replace_together
 from reid_trt.core.manifest import ENGINE_SUFFIXES, manifest_path, read_manifest
 from reid_trt.core.onnxio import load_onnx
 from reid_trt.core.options import MAX_BATCH, ConfigError
@@ -53,10 +54,7 @@ def _one_each(inputs: list, outputs: list, source) -> None:
 def engine_spec(engine: Path) -> ModelSpec:
     """What an engine's manifest says: I/O, profile, contract (no TensorRT needed)."""
     manifest = read_manifest(engine)
-    if manifest.engine_sha256 and sha256_file(engine) != manifest.engine_sha256:
-        raise ReidTrtError(f"{engine} is not the engine its manifest describes (sha256 differs: "
-                           "changed or truncated since the build); rebuild it with 'reid-export "
-                           "trt'")
+    check_engine_file(engine, manifest)
     inputs = [t for t in manifest.io if t.get("mode") == "input"]
     outputs = [t for t in manifest.io if t.get("mode") == "output"]
     _one_each(inputs, outputs, engine)

@@ -42,6 +42,7 @@ from reid_trt.calibration.quantize import QUANTIZED_OPS, Budget, Quantizer, laye
 from reid_trt.calibration.ranges import AbsHistograms, mse_threshold, tensor_ranges
 from reid_trt.cli.export import app
 from reid_trt.core.contract import contract_of
+from reid_trt.core.engine_file import EngineFile, disagreements
 from reid_trt.core.errors import ReidTrtError
 from reid_trt.core.metrics import cosine_rows
 from reid_trt.core.onnxio import ort_disabled_optimizers, ort_session
@@ -232,6 +233,13 @@ def test_artifact_is_right_in_every_runtime(calibrated, sources, unseen, tmp_pat
     fp32 = engine_from_onnx(result.path, tmp_path / "int8.fp32.plan",
                             BuildConfig(unquantized="fp32")).manifest
     assert set(fp32.weighted_layers) == {"fp32", "int8"} and fp32.unquantized == "fp32"
+    # The engines' own tensor tables agree with their manifests; swapped, they disagree.
+    own, other = EngineFile.read(built.engine), EngineFile.read(tmp_path / "int8.fp32.plan")
+    assert own.weight_bytes["int8"] > 0 and own.weight_bytes["half"] > 0
+    assert other.weight_bytes["int8"] > 0 and "half" not in other.weight_bytes
+    assert disagreements(m, own) == [] and disagreements(fp32, other) == []
+    assert disagreements(m, other) == ["unquantized layers fp16, but the engine holds no FP16 "
+                                       f"weights ({', '.join(other.describe_weights())})"]
 
 
 def test_calibration_cache_and_report(calibrated):

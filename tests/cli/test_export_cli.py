@@ -129,6 +129,7 @@ def test_trt_from_weights_then_inspect(real_weights, tmp_path):
     assert shown.exit_code == 0, shown.output
     assert "precision     fp16" in shown.stdout and "engine sha256" in shown.stdout
     assert "layers        unavailable here" in shown.stdout  # no GPU on CI machines
+    assert "manifest      agrees with the engine's own tensors" in shown.stdout
     shown = invoke("inspect", tmp_path / "x025.onnx")
     assert "inputs        images FLOAT [batch, 3, 256, 128]" in shown.stdout
 

@@ -9,7 +9,7 @@ import pytest
 from reid_trt import Embedder
 from reid_trt.core.errors import CheckpointError, OutputPathError, ReidTrtError
 from reid_trt.core.options import ConfigError
-from tests.hostile.conftest import one_line, snapshot
+from tests.hostile.conftest import edit_manifest, one_line, snapshot
 
 
 def raises(ws, kind: type[Exception], fragments: tuple[str, ...], call):
@@ -171,6 +171,18 @@ def _tiny_calibration(ws):
 @pytest.mark.parametrize("kind, fragments, call", [c[1:] for c in CASES], ids=[c[0] for c in CASES])
 def test_api(ws, ort, kind, fragments, call):
     raises(ws, kind, fragments, lambda: call(ws, ort))
+
+
+@pytest.mark.parametrize("edit, fragment", [
+    (lambda d: {**d, "precision": "int8"}, "says precision int8, but the engine holds no INT8"),
+    (lambda d: {**d, "io": [{**t, "dtype": "HALF"} for t in d["io"]]},
+     "says input 'images' HALF [3, 256, 128], but the engine's is FLOAT [3, 256, 128]"),
+], ids=["precision", "io-type"])
+def test_embedder_refuses_an_edited_manifest(ws, edit, fragment):
+    """The manifest is checked against the engine's own tensors before anything runs."""
+    edit_manifest(ws, edit)
+    raises(ws, ReidTrtError, ("m.plan: its manifest m.plan.json", fragment, "rebuild"),
+           lambda: Embedder(ws / "m.plan"))
 
 
 def test_embedder_memory_is_bounded_by_the_chunk(ort):

@@ -220,6 +220,21 @@ EXPORT_CASES = [
     ("inspect-manifest-is-dir", lambda ws: ((ws / "m.plan.json").unlink(),
                                             (ws / "m.plan.json").mkdir()),
      ["inspect", "m.plan"], 1, ["m.plan.json is a directory"]),
+    # a manifest edited after the build, or beside another engine: the engine's own tensors say
+    ("inspect-manifest-says-int8", lambda ws: edit_manifest(ws, lambda d: {
+        **d, "precision": "int8"}), ["inspect", "m.plan"], 1,
+     ["m.plan: its manifest does not describe it", "precision int8, but the engine holds no "
+      "INT8 weights", "rebuild"]),
+    ("inspect-manifest-output-width", lambda ws: edit_manifest(ws, lambda d: {
+        **d, "io": [t if t["mode"] == "input" else {**t, "shape": [-1, 256]} for t in d["io"]]}),
+     ["inspect", "m.plan"], 1, ["output 'embeddings' FLOAT [256], but the engine's is FLOAT [512]"]),
+    ("inspect-manifest-input-size", lambda ws: edit_manifest(ws, lambda d: {
+        **d, "io": [t if t["mode"] == "output" else {**t, "shape": [-1, 3, 128, 64]}
+                    for t in d["io"]]}),
+     ["inspect", "m.plan"], 1, ["input 'images' FLOAT [3, 128, 64], but the engine's is FLOAT "
+                                "[3, 256, 128]"]),
+    ("inspect-engine-replaced", lambda ws: ws.write("m.plan", (ws / "m.plan").read_bytes()[:-7]),
+     ["inspect", "m.plan"], 1, ["m.plan: its manifest does not describe it", "sha256 differs"]),
     ("demo-output-is-file", None, ["demo", "-o", "notes.txt"], 1, ["--output-dir notes.txt is a file"]),
     ("demo-variant-unknown", None, ["demo", "-o", "d", "--variant", "resnet50"], 1,
      ["unknown variant 'resnet50'"]),
@@ -228,6 +243,9 @@ EXPORT_CASES = [
 TRITON_CASES = [
     ("triton-engine-without-manifest", lambda ws: (ws / "m.plan.json").unlink(),
      ["triton", "--engine", "m.plan", "--repo", "repo"], 1, ["m.plan.json: no manifest"]),
+    ("triton-engine-manifest-says-int8", lambda ws: edit_manifest(ws, lambda d: {
+        **d, "precision": "int8"}), ["triton", "--engine", "m.plan", "--repo", "repo"], 1,
+     ["m.plan: its manifest m.plan.json says precision int8, but the engine holds no INT8"]),
     ("triton-max-batch-above-profile", None,
      ["triton", "--engine", "m.plan", "--repo", "repo", "--max-batch", "16"], 1,
      ["--max-batch 16", "largest batch 8"]),
@@ -279,6 +297,9 @@ TRACKER_CASES = [
     ("for-deepstream-with-input", None, ["onnx", "-w", "w.pth", "--for", "deepstream", "--input",
                                          "uint8-bgr", "-o", "x.onnx"], 1,
      ["--input uint8-bgr", "deepstream feeds float-rgb255"]),
+    ("deepstream-engine-manifest-says-fp16", lambda ws: edit_manifest(ws, lambda d: {
+        **d, "precision": "fp16"}), ["deepstream", "--engine", "m.plan", "-o", "t.yml"], 1,
+     ["m.plan.json says precision fp16, but the engine holds no FP16 weights"]),
     ("deepstream-float-graph", None, ["deepstream", "--onnx", "m.onnx", "-o", "t.yml"], 1,
      ["m.onnx takes float input", "--for deepstream"]),
     ("deepstream-engine-of-float-graph", None, ["deepstream", "--engine", "m.plan", "-o",

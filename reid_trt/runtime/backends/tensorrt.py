@@ -18,6 +18,7 @@ import numpy as np
 from packaging.version import InvalidVersion, Version
 
 from reid_trt.core.batching import BatchLimits
+from reid_trt.core.engine_file import check_engine_file
 from reid_trt.core.errors import MissingDependencyError, ReidTrtError
 from reid_trt.core.fileio import sha256_file
 from reid_trt.core.manifest import Manifest, manifest_path, read_manifest
@@ -80,6 +81,7 @@ class TensorRTBackend:
     def __init__(self, path: Path, device: Device):
         path = Path(path)
         self.manifest = read_manifest(path)
+        check_engine_file(path, self.manifest)
         self.contract = self.manifest.preprocessing
         if not device.is_cuda:
             raise ReidTrtError(f"{path} is a TensorRT engine: it runs on a GPU (device='cuda:N'); "
