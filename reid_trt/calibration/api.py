@@ -199,8 +199,9 @@ def load_sets(calib_data: Path | str, config: CalibrationConfig) -> CalibrationS
     crops, samples, skipped = read_samples(sampled, MIN_CROP_HW)
     if not crops:
         raise ReidTrtError(f"{opt('calib_data')} {calib_data}: none of the {len(sampled)} sampled images "
-                           f"could be read at {MIN_CROP_HW[0]}x{MIN_CROP_HW[1]} px or more; pass "
-                           "a folder of person crops")
+                           f"could be read at {MIN_CROP_HW[0]}x{MIN_CROP_HW[1]} px or more "
+                           "(unreadable, damaged or cut-short files are skipped); pass a folder "
+                           "of person crops")
     refuse_degenerate(crops, calib_data)
     n_query = None
     if labelled:

@@ -9,6 +9,8 @@ beside every tracker.
 
 from __future__ import annotations
 
+import numpy as np
+
 from reid_trt.core.errors import MissingDependencyError, ReidTrtError
 
 try:
@@ -23,4 +25,23 @@ except ImportError as e:
         "opencv-python-headless", "headless", "reading and resizing crops",
         " on servers and in containers; beside a tracker, the opencv-python it brought") from None
 
-__all__ = ["cv2"]
+__all__ = ["cv2", "read_image"]
+
+
+def _truncated_jpeg(data: bytes) -> bool:
+    """A JPEG whose end-of-image marker is missing: cut short in a copy or a download. libjpeg
+    decodes it anyway (grey below the cut) and writes 'Premature end of JPEG file' on the
+    process's stderr, where no caller can catch or fold it into a message."""
+    return data[:2] == b"\xff\xd8" and b"\xff\xd9" not in data[-4096:]
+
+
+def read_image(path) -> np.ndarray | None:
+    """A BGR image from a file, or None when it is unreadable, not an image or a cut-short JPEG
+    (skipped and counted by the callers, as OpenCV's None for an unreadable file is)."""
+    try:
+        data = open(path, "rb").read()
+    except OSError:
+        return None
+    if not data or _truncated_jpeg(data):
+        return None
+    return cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from reid_trt.core.errors import ReidTrtError, opt
-from reid_trt.core.opencv import cv2
+from reid_trt.core.opencv import read_image
 from reid_trt.core.options import ConfigError
 from reid_trt.data import mot
 from reid_trt.data.folder import IMAGE_SUFFIXES, image_files
@@ -293,10 +293,10 @@ def read_samples(samples: list[Sample], min_hw: tuple[int, int] = (1, 1)
     crops, kept, frames = [], [], {}
     for s in samples:
         if s.box is None:
-            img = cv2.imread(str(s.path), cv2.IMREAD_COLOR)
+            img = read_image(s.path)
         else:
             if s.path not in frames:
-                frames = {s.path: cv2.imread(str(s.path), cv2.IMREAD_COLOR)}  # one frame cached
+                frames = {s.path: read_image(s.path)}  # one frame cached
             frame = frames[s.path]
             img = None if frame is None else mot.crop_box(frame, s.box)
         if img is not None and img.shape[0] >= min_hw[0] and img.shape[1] >= min_hw[1]:

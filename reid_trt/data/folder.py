@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from reid_trt.core.errors import ReidTrtError
-from reid_trt.core.opencv import cv2
+from reid_trt.core.opencv import read_image
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
 
@@ -23,7 +23,7 @@ def read_crops(folder: Path | str, limit: int | None = None) -> list[np.ndarray]
     """BGR crops from `folder` (recursively, sorted by path); unreadable files are skipped."""
     crops = []
     for path in image_files(folder):
-        img = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        img = read_image(path)
         if img is not None:
             crops.append(img)
         if limit is not None and len(crops) >= limit:

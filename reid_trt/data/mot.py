@@ -11,7 +11,7 @@ import numpy as np
 
 from reid_trt.core.defaults import MIN_CROP_HW
 from reid_trt.core.errors import ReidTrtError
-from reid_trt.core.opencv import cv2
+from reid_trt.core.opencv import read_image
 
 PEDESTRIAN = 1  # MOT17 class id of pedestrians
 MIN_VISIBILITY = 0.5
@@ -76,7 +76,7 @@ def mot_crops(sequence: Path | str, max_frames: int | None = None
     gt = read_gt(Path(sequence))
     crops, ids = [], []
     for number, path in frames(Path(sequence))[:max_frames]:
-        image = cv2.imread(str(path))
+        image = read_image(path)
         if image is None:
             continue
         for track, box in pedestrian_boxes(gt, number):

@@ -4,6 +4,7 @@ Click's usage error naming the option), and leaves the folder exactly as it was.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -13,7 +14,7 @@ import torch
 
 from reid_trt.cli.bench import app as bench_app
 from reid_trt.cli.export import app as export_app
-from tests.hostile.conftest import edit_manifest, run_cli
+from tests.hostile.conftest import edit_manifest, one_line, run_cli, snapshot
 
 
 def _checkpoint_with(ws, name: str, value: float):
@@ -434,3 +435,27 @@ def test_bench_dataset_without_identities_across_cameras(ws):
         shutil.copy(crop, ws.root / "unnamed" / f"person{i}.jpg")
     run_cli(bench_app, ws, ["--onnx", "m.onnx", "--dataset", "folder", "unnamed"], 1,
             "no query/gallery split, and not crops of identities in two or more cameras")
+
+
+def test_cut_short_jpegs_leave_no_chatter(ws):
+    """libjpeg warns about a cut-short JPEG on the process's own stderr, below Python; such a
+    file is skipped unread, so the error stays one line (a fresh process: fd 2 as a user's)."""
+    import subprocess
+    import sys
+
+    (ws.root / "cut").mkdir()
+    for crop in sorted((ws.root / "crops").iterdir()):
+        (ws.root / "cut" / crop.name).write_bytes(crop.read_bytes()[:1500])
+    before = snapshot(ws.root)
+    command = Path(sys.executable).with_name("reid-export")
+    run = subprocess.run([command, "calibrate", "--onnx", "m.onnx", "--calib-data", "cut"],
+                         capture_output=True, text=True, cwd=ws.root, timeout=300)
+    assert run.returncode == 1
+    assert "Premature end" not in run.stderr
+    assert "cut-short files are skipped" in one_line(run.stderr)
+    assert snapshot(ws.root) == before
+    # the same files, read by the one reader every path uses: skipped, not half-decoded
+    from reid_trt.core.opencv import read_image
+
+    assert all(read_image(p) is None for p in (ws.root / "cut").iterdir())
+    assert all(read_image(p) is not None for p in (ws.root / "crops").iterdir())
