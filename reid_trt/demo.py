@@ -23,11 +23,23 @@ def write_generated_checkpoint(path: Path, variant: str, seed: int = 0) -> Path:
     return path
 
 
+def demo_outputs(variant: str) -> list[str]:
+    """The files the demo writes, by name: all are checked before any work and put in place
+    together at the end."""
+    return [f"{variant}_generated.pth", f"{variant}.fp32.onnx", f"{variant}.fp16.onnx",
+            f"{variant}.fp16.uint8.onnx", f"{variant}.fp16.plan", f"{variant}.fp16.plan.json",
+            "bench.json", "bench.md"]
+
+
 def run_demo(output_dir: Path, variant: str, console: Console) -> list:
+    """The whole pipeline, whole or nothing: every file is made in a staging folder inside
+    `output_dir` and moved into place together once all steps succeeded; on any failure the
+    folder is as it was (and not left behind if the demo made it)."""
+    import shutil
+    import tempfile
+
     from reid_trt.core.errors import MissingDependencyError, OutputPathError
-    from reid_trt.core.fileio import check_output
-    from reid_trt.engine.build import engine_from_onnx
-    from reid_trt.export.api import ExportConfig, export_onnx
+    from reid_trt.core.fileio import check_output, replace_together
     from reid_trt.models import get_variant
 
     get_variant(variant)
@@ -39,12 +51,37 @@ def run_demo(output_dir: Path, variant: str, console: Console) -> list:
     if output_dir.exists() and not output_dir.is_dir():
         raise OutputPathError(f"{opt('output_dir')} {output_dir} is a file; pass a directory (it is "
                               "created if missing)")
+    made = not output_dir.exists()
+    for name in demo_outputs(variant) if not made else ():  # what is there must be replaceable
+        check_output(output_dir / name, opt("output_dir"))
     try:
         output_dir.mkdir(parents=True, exist_ok=True)
+        stage = Path(tempfile.mkdtemp(prefix=".demo.", dir=output_dir))
     except OSError as e:
-        raise OutputPathError(f"{opt('output_dir')} {output_dir} cannot be created ({e.strerror}); "
+        raise OutputPathError(f"{opt('output_dir')} {output_dir} cannot be written ({e.strerror}); "
                               "pass another directory") from None
-    weights = check_output(output_dir / f"{variant}_generated.pth", opt("output_dir"))
+    try:
+        results = _run_steps(stage, output_dir, variant, console)
+        replace_together([(stage / name, output_dir / name) for name in demo_outputs(variant)
+                          if (stage / name).exists()])
+    except BaseException:
+        shutil.rmtree(stage, ignore_errors=True)
+        if made:
+            shutil.rmtree(output_dir, ignore_errors=True)
+        raise
+    shutil.rmtree(stage, ignore_errors=True)
+    written = [n for n in demo_outputs(variant) if (output_dir / n).exists()]
+    console.print(f"[green]wrote[/] {len(written)} files in {output_dir}: {', '.join(written)}")
+    return results
+
+
+def _run_steps(stage: Path, output_dir: Path, variant: str, console: Console) -> list:
+    """The demo's steps, writing into `stage`; files are named as they will be in `output_dir`."""
+    from reid_trt.core.errors import MissingDependencyError
+    from reid_trt.engine.build import engine_from_onnx
+    from reid_trt.export.api import ExportConfig, export_onnx
+
+    weights = stage / f"{variant}_generated.pth"
     console.print(f"[bold]1.[/] generating {variant} weights with realistic BN/IN statistics")
     write_generated_checkpoint(weights, variant)
     steps = [("fp32", ExportConfig()), ("fp16", ExportConfig(precision="fp16")),
@@ -54,7 +91,7 @@ def run_demo(output_dir: Path, variant: str, console: Console) -> list:
     for i, (label, config) in enumerate(steps, start=2):
         name = f"{variant}.{config.precision}{'.uint8' if config.input_format != 'float' else ''}"
         console.print(f"[bold]{i}.[/] export {label} -> ONNX, verify against PyTorch")
-        results.append((label, export_onnx(weights, output_dir / f"{name}.onnx", config)))
+        results.append((label, export_onnx(weights, stage / f"{name}.onnx", config)))
     table = Table(title=f"{variant} in {output_dir}: ONNX Runtime vs PyTorch, person-like crops")
     for col in ("graph", "file", "min cosine", "mean cosine", "max |diff|"):
         table.add_column(col)
@@ -75,7 +112,7 @@ def run_demo(output_dir: Path, variant: str, console: Console) -> list:
         m = built.manifest
         console.print(f"    {built.trt_label}: {m.precision}, batch {m.profile.min}..."
                       f"{m.profile.max}, {m.engine_bytes / 2**20:.1f} MiB in "
-                      f"{m.build_seconds:.1f} s -> {built.engine} (+ manifest)")
+                      f"{m.build_seconds:.1f} s -> {output_dir / built.engine.name} (+ manifest)")
 
     console.print(f"[bold]{step + 1}.[/] Embedder: the same crops through ONNX Runtime "
                   "(fp16, uint8 graph) and PyTorch (the checkpoint)")
@@ -83,11 +120,15 @@ def run_demo(output_dir: Path, variant: str, console: Console) -> list:
 
     console.print(f"[bold]{step + 2}.[/] reid-bench: the fp32 graph (and the engine, on a GPU) "
                   "against the PyTorch checkpoint, same run")
-    bench_demo(weights, results[0][1].path, fp16.with_suffix(".plan"), output_dir, console)
+    bench_demo(weights, results[0][1].path, fp16.with_suffix(".plan"), stage, console,
+               output_dir)
     return results
 
 
-def bench_demo(weights: Path, graph: Path, engine: Path, output_dir: Path, console: Console):
+def bench_demo(weights: Path, graph: Path, engine: Path, stage: Path, console: Console,
+               output_dir: Path | None = None):
+    """reid-bench on the demo's files, its report written into `stage`, naming each file where
+    it ends up (`output_dir`)."""
     from reid_trt.bench.report import print_tables, write_outputs
     from reid_trt.bench.run import BenchConfig, run_bench
     from reid_trt.core.machine import cuda_present
@@ -96,9 +137,12 @@ def bench_demo(weights: Path, graph: Path, engine: Path, output_dir: Path, conso
     report = run_bench(engines, [graph], weights, BenchConfig(batches=(1, 8), runs=6, warmup=1,
                                                              rounds=2, num_crops=16),
                        lambda what, done, total: None)
+    final = output_dir or stage
+    for subject in report.subjects:
+        subject.path = str(final / Path(subject.path).name)
     print_tables(report, console)
-    outputs = write_outputs(report, output_dir / "bench.json", output_dir / "bench.md")
-    console.print(f"    wrote {', '.join(str(p) for p in outputs)}")
+    write_outputs(report, stage / "bench.json", stage / "bench.md")
+    console.print(f"    bench.json, bench.md: {len(report.subjects)} subjects")
     return report
 
 

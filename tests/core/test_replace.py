@@ -48,7 +48,7 @@ def one_line_error(result, *fragments):
         assert fragment in lines[0], lines[0]
 
 
-@pytest.mark.parametrize("command", ["trt", "openvino", "calibrate", "triton"])
+@pytest.mark.parametrize("command", ["trt", "openvino", "calibrate", "triton", "deepstream"])
 def test_an_immutable_old_file_refuses_the_replacement_and_changes_nothing(
         command, graphs, shared_data, immutable, tmp_path):
     graph = str(graphs["osnet_x0_25", "fp32"])
@@ -61,15 +61,18 @@ def test_an_immutable_old_file_refuses_the_replacement_and_changes_nothing(
         args = ["triton", "--onnx", graph, "--repo", str(out / "repo")]
     else:
         names = {"trt": ("e.plan", "e.plan.json"), "openvino": ("o.xml", "o.bin"),
-                 "calibrate": ("m.int8.onnx", "m.int8.calib.json")}[command]
+                 "calibrate": ("m.int8.onnx", "m.int8.calib.json"),
+                 "deepstream": ("t.yml",)}[command]
         for name in names:
             (out / name).write_text(f"the old {name}\n")
-        locked = out / names[1]  # the side file: the main one alone would be replaced
+        locked = out / names[-1]  # the side file where there is one: the main one alone would
+        # be replaced
         args = {"trt": ["trt", "--onnx", graph, "-o", str(out / names[0])],
                 "openvino": ["openvino", "--onnx", graph, "-o", str(out / names[0])],
                 "calibrate": ["calibrate", "--onnx", graph, "--calib-data",
                               str(shared_data / "reid" / "market1501"), "-o",
-                              str(out / names[0])]}[command]
+                              str(out / names[0])],
+                "deepstream": ["deepstream", "--onnx", graph, "-o", str(out / names[0])]}[command]
     before = snapshot(tmp_path)
     immutable(locked)
     one_line_error(runner.invoke(app, args), str(locked.name))
@@ -108,3 +111,30 @@ def test_a_write_that_fails_leaves_nothing(tmp_path):
         raise OSError(errno.ENOSPC, "No space left on device")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.int8.onnx"]
     assert (tmp_path / "m.int8.onnx").read_text() == "old graph"
+
+
+def test_the_demo_is_whole_or_nothing(tmp_path, immutable, monkeypatch):
+    """The demo writes eight files: an old one it cannot replace is refused before any work,
+    and a step that fails part-way leaves the folder as it was, with no staging folder left."""
+    import reid_trt.export.api
+
+    out = tmp_path / "demo"
+    out.mkdir()
+    (out / "bench.md").write_text("an old report\n")
+    (out / "notes.txt").write_text("the user's\n")
+    before = snapshot(tmp_path)
+    immutable(out / "bench.md")
+    one_line_error(runner.invoke(app, ["demo", "-o", str(out), "--variant", "osnet_x0_25"]),
+                   "bench.md")
+    assert snapshot(tmp_path) == before
+    subprocess.run(["chattr", "-i", str(out / "bench.md")], check=True)
+
+    def no_space(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(reid_trt.export.api, "export_onnx", no_space)  # after the weights
+    result = runner.invoke(app, ["demo", "-o", str(out), "--variant", "osnet_x0_25"])
+    assert result.exit_code != 0
+    assert snapshot(tmp_path) == before  # the weights it had generated went with the stage
+    result = runner.invoke(app, ["demo", "-o", str(tmp_path / "new"), "--variant", "osnet_x0_25"])
+    assert result.exit_code != 0 and not (tmp_path / "new").exists()  # a folder it made goes too
