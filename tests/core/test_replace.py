@@ -138,3 +138,25 @@ def test_the_demo_is_whole_or_nothing(tmp_path, immutable, monkeypatch):
     assert snapshot(tmp_path) == before  # the weights it had generated went with the stage
     result = runner.invoke(app, ["demo", "-o", str(tmp_path / "new"), "--variant", "osnet_x0_25"])
     assert result.exit_code != 0 and not (tmp_path / "new").exists()  # a folder it made goes too
+
+
+@pytest.mark.parametrize("command", ["onnx", "trt", "openvino", "calibrate", "triton",
+                                     "deepstream"])
+def test_a_folder_that_takes_no_new_files_is_refused_up_front(
+        command, graphs, real_weights, shared_data, immutable, tmp_path):
+    """An immutable output folder (a read-only mount behaves alike; root ignores mode bits):
+    refused in one line before any work, nothing written anywhere."""
+    graph = str(graphs["osnet_x0_25", "fp32"])
+    out = tmp_path / "out"
+    out.mkdir()
+    args = {"onnx": ["onnx", "-w", str(real_weights["msmt17"]), "-o", str(out / "x.onnx")],
+            "trt": ["trt", "--onnx", graph, "-o", str(out / "e.plan")],
+            "openvino": ["openvino", "--onnx", graph, "-o", str(out / "o.xml")],
+            "calibrate": ["calibrate", "--onnx", graph, "--calib-data",
+                          str(shared_data / "reid" / "market1501"), "-o", str(out / "q.onnx")],
+            "triton": ["triton", "--onnx", graph, "--repo", str(out / "repo")],
+            "deepstream": ["deepstream", "--onnx", graph, "-o", str(out / "t.yml")]}[command]
+    before = snapshot(tmp_path)
+    immutable(out)
+    one_line_error(runner.invoke(app, args), "out", "Operation not permitted")
+    assert snapshot(tmp_path) == before
