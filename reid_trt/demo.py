@@ -31,10 +31,10 @@ def demo_outputs(variant: str) -> list[str]:
             "bench.json", "bench.md"]
 
 
-def run_demo(output_dir: Path, variant: str, console: Console) -> list:
+def run_demo(output_dir: Path, variant: str, console: Console) -> list[Path]:
     """The whole pipeline, whole or nothing: every file is made in a staging folder inside
     `output_dir` and moved into place together once all steps succeeded; on any failure the
-    folder is as it was (and not left behind if the demo made it)."""
+    folder is as it was (and not left behind if the demo made it). Returns the files written."""
     import shutil
     import tempfile
 
@@ -61,7 +61,7 @@ def run_demo(output_dir: Path, variant: str, console: Console) -> list:
         raise OutputPathError(f"{opt('output_dir')} {output_dir} cannot be written ({e.strerror}); "
                               "pass another directory") from None
     try:
-        results = _run_steps(stage, output_dir, variant, console)
+        _run_steps(stage, output_dir, variant, console)
         replace_together([(stage / name, output_dir / name) for name in demo_outputs(variant)
                           if (stage / name).exists()])
     except BaseException:
@@ -70,9 +70,10 @@ def run_demo(output_dir: Path, variant: str, console: Console) -> list:
             shutil.rmtree(output_dir, ignore_errors=True)
         raise
     shutil.rmtree(stage, ignore_errors=True)
-    written = [n for n in demo_outputs(variant) if (output_dir / n).exists()]
-    console.print(f"[green]wrote[/] {len(written)} files in {output_dir}: {', '.join(written)}")
-    return results
+    written = [output_dir / n for n in demo_outputs(variant) if (output_dir / n).exists()]
+    console.print(f"[green]wrote[/] {len(written)} files in {output_dir}: "
+                  f"{', '.join(p.name for p in written)}")
+    return written
 
 
 def _run_steps(stage: Path, output_dir: Path, variant: str, console: Console) -> list:

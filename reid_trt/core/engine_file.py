@@ -2,12 +2,14 @@
 
 The manifest is written by the build, but it is a text file beside a binary: it can be edited,
 or copied beside another engine. Deserialising the engine to ask TensorRT needs a GPU, so this
-reads the engine's bytes instead. Engines compiled by TensorRT's graph compiler (every
-TensorRT-RTX engine, and full TensorRT's where it takes the whole network) carry a text table
-of their tensors: each line `tensor={ ... dims={ ... } name="..." ... type=half }`, constants
-with a `const_payload_size`. From it come the bytes of weights by element type and the I/O
-tensors' shapes and types. That table is TensorRT's internal format, not an API: where an
-engine has none, the checks here say the file could not be read and check nothing.
+reads the engine's bytes instead. TensorRT-RTX compiles the whole network with its graph
+compiler, and its engines carry a text table of their tensors: each line
+`tensor={ ... dims={ ... } name="..." ... type=half }`, constants with a `const_payload_size`.
+From it come the bytes of weights by element type and the I/O tensors' shapes and types. That
+table is TensorRT's internal format, not an API, so it is read only where it was verified: in
+TensorRT-RTX engines (1.7). Full TensorRT compiles only parts of a network that way, so its
+table holds only some of the weights, and its engines are not checked here (the engine
+inspector shows their layers on a GPU).
 """
 
 from __future__ import annotations
@@ -36,6 +38,11 @@ class EngineFile:
     readable: bool
     weight_bytes: dict[str, int] = field(default_factory=dict)  # element type -> constant bytes
     tensors: dict[str, tuple[str, tuple[int, ...]]] = field(default_factory=dict)  # name -> type, dims
+
+    @classmethod
+    def of(cls, path: Path, manifest: Manifest) -> EngineFile:
+        """The engine's table where it is known to be whole (TensorRT-RTX), else unreadable."""
+        return cls.read(path) if manifest.trt_flavour == "rtx" else cls(False)
 
     @classmethod
     def read(cls, path: Path) -> EngineFile:
@@ -114,7 +121,7 @@ def check_engine_file(path: Path, manifest: Manifest) -> None:
         raise ReidTrtError(f"{path} is not the engine its manifest describes (sha256 differs: "
                            "changed or truncated since the build); rebuild it with "
                            f"'reid-export trt --onnx MODEL.onnx -o {path}'")
-    found = disagreements(manifest, EngineFile.read(path))
+    found = disagreements(manifest, EngineFile.of(path, manifest))
     if found:
         more = f" (and {len(found) - 1} more)" if len(found) > 1 else ""
         raise ReidTrtError(f"{path}: its manifest {manifest_path(Path(path)).name} says "

@@ -70,14 +70,15 @@ def describe_engine(path: Path) -> dict[str, str]:
     m = read_manifest(path)
     c = m.preprocessing
     intact = "ok" if sha256_file(path) == m.engine_sha256 else "MISMATCH (engine changed since build)"
-    engine = EngineFile.read(path)
+    engine = EngineFile.of(path, m)
     found = disagreements(m, engine)
     if found:
         checked = "DISAGREES: " + "; ".join(found)
     elif engine.readable:
         checked = "agrees with the engine's own tensors (weight types, I/O)"
     else:
-        checked = "not checked (the engine carries no tensor table; the layers below need a GPU)"
+        checked = ("not checked (only TensorRT-RTX engines carry a whole tensor table; the "
+                   "layers below need a GPU)")
     return {
         "file": str(path),
         "variant": c.variant,
