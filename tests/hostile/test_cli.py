@@ -459,3 +459,17 @@ def test_cut_short_jpegs_leave_no_chatter(ws):
 
     assert all(read_image(p) is None for p in (ws.root / "cut").iterdir())
     assert all(read_image(p) is not None for p in (ws.root / "crops").iterdir())
+
+
+def test_grpc_errors_leave_no_chatter(tmp_path):
+    """gRPC's C core logs through absl ('All log messages before absl::InitializeLog() ...'),
+    below Python; a refused connection is still one line (a fresh process: fd 2 as a user's)."""
+    import subprocess
+    import sys
+
+    run = subprocess.run([Path(sys.executable).with_name("reid-bench"), "--triton",
+                          "127.0.0.1:1/osnet"], capture_output=True, text=True, cwd=tmp_path,
+                         timeout=120)
+    assert run.returncode == 1 and "absl" not in run.stderr
+    assert "no Triton server answers at 127.0.0.1:1 (grpc)" in one_line(run.stderr)
+    assert list(tmp_path.iterdir()) == []
