@@ -52,8 +52,9 @@ def run_demo(output_dir: Path, variant: str, console: Console) -> list[Path]:
         raise OutputPathError(f"{opt('output_dir')} {output_dir} is a file; pass a directory (it is "
                               "created if missing)")
     made = not output_dir.exists()
-    for name in demo_outputs(variant) if not made else ():  # what is there must be replaceable
-        check_output(output_dir / name, opt("output_dir"))
+    if not made:  # what is there must be replaceable
+        for name in demo_outputs(variant):
+            check_output(output_dir / name, opt("output_dir"))
     try:
         output_dir.mkdir(parents=True, exist_ok=True)
         stage = Path(tempfile.mkdtemp(prefix=".demo.", dir=output_dir))
@@ -76,7 +77,7 @@ def run_demo(output_dir: Path, variant: str, console: Console) -> list[Path]:
     return written
 
 
-def _run_steps(stage: Path, output_dir: Path, variant: str, console: Console) -> list:
+def _run_steps(stage: Path, output_dir: Path, variant: str, console: Console) -> None:
     """The demo's steps, writing into `stage`; files are named as they will be in `output_dir`."""
     from reid_trt.core.errors import MissingDependencyError
     from reid_trt.engine.build import engine_from_onnx
@@ -123,11 +124,10 @@ def _run_steps(stage: Path, output_dir: Path, variant: str, console: Console) ->
                   "against the PyTorch checkpoint, same run")
     bench_demo(weights, results[0][1].path, fp16.with_suffix(".plan"), stage, console,
                output_dir)
-    return results
 
 
 def bench_demo(weights: Path, graph: Path, engine: Path, stage: Path, console: Console,
-               output_dir: Path | None = None):
+               output_dir: Path):
     """reid-bench on the demo's files, its report written into `stage`, naming each file where
     it ends up (`output_dir`)."""
     from reid_trt.bench.report import print_tables, write_outputs
@@ -138,9 +138,8 @@ def bench_demo(weights: Path, graph: Path, engine: Path, stage: Path, console: C
     report = run_bench(engines, [graph], weights, BenchConfig(batches=(1, 8), runs=6, warmup=1,
                                                              rounds=2, num_crops=16),
                        lambda what, done, total: None)
-    final = output_dir or stage
     for subject in report.subjects:
-        subject.path = str(final / Path(subject.path).name)
+        subject.path = str(output_dir / Path(subject.path).name)
     print_tables(report, console)
     write_outputs(report, stage / "bench.json", stage / "bench.md")
     console.print(f"    bench.json, bench.md: {len(report.subjects)} subjects")

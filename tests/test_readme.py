@@ -21,19 +21,11 @@ import cv2
 import numpy as np
 import pytest
 
+from reid_trt.core.machine import cuda_present
 from reid_trt.data.mot import crop_box, frames, mot_crops, pedestrian_boxes, read_gt
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 BLOCKS = re.findall(r"```python\n(.*?)```", README.read_text(), re.S)
-
-
-def _has_gpu() -> bool:
-    try:
-        from cuda.bindings import runtime as cudart
-    except ImportError:
-        return False
-    err, count = cudart.cudaGetDeviceCount()
-    return int(err) == 0 and count > 0
 
 
 def check_boxmot(ns):
@@ -95,7 +87,7 @@ def folder(tmp_path_factory, real_weights, graphs, shared_data):
     (root / "osnet_x0_25_msmt17.pth").symlink_to(real_weights["msmt17"])
     (root / "osnet.pth").symlink_to(real_weights["msmt17"])
     shutil.copy(graphs["osnet_x0_25", "fp32"], root / "osnet.onnx")
-    if _has_gpu():  # without one, every example that runs it takes osnet.onnx (see above)
+    if cuda_present():  # without one, every example that runs it takes osnet.onnx (see above)
         engine_from_onnx(root / "osnet.onnx", root / "osnet.plan", BuildConfig(max_batch=32))
     # a folder of crops as a user has one: real MOT17 boxes and CUHK03 crops, plainly named
     (root / "crops").mkdir()
@@ -137,7 +129,7 @@ def server(folder):
 
 
 def _as_run_here(block: str, server) -> str:
-    if not _has_gpu():
+    if not cuda_present():
         block = block.replace('Embedder("osnet.plan")', 'Embedder("osnet.onnx")')
         block = block.replace('BoxMOTReID("osnet.plan")', 'BoxMOTReID("osnet.onnx")')
         block = block.replace('engines=["osnet.plan"], graphs=[]', 'engines=[], graphs=["osnet.onnx"]')

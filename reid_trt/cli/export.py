@@ -368,15 +368,12 @@ def inspect_cmd(path: Annotated[Path, typer.Argument(help=".onnx, or .plan/.engi
     """Show I/O, precision and the preprocessing contract of a graph or an engine."""
     from reid_trt.engine.inspect import describe
 
-    facts = describe(path)
+    facts, problems = describe(path)
     for key, value in facts.items():
         console.print(f"{key:<14}{value}", markup=False)
-    wrong = ("the engine changed since the build (sha256 differs)"
-             if "MISMATCH" in facts.get("engine sha256", "") else
-             facts.get("manifest", "").partition("DISAGREES: ")[2].split("; ")[0])
-    if wrong:
-        raise ReidTrtError(f"{path}: its manifest does not describe it: {wrong}; rebuild it with "
-                           f"'reid-export trt --onnx MODEL.onnx -o {path}'")
+    if problems:
+        raise ReidTrtError(f"{path}: its manifest does not describe it: {problems[0]}; rebuild it "
+                           f"with 'reid-export trt --onnx MODEL.onnx -o {path}'")
 
 
 @app.command("demo")

@@ -9,6 +9,8 @@ beside every tracker.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 from reid_trt.core.errors import MissingDependencyError, ReidTrtError
@@ -39,7 +41,7 @@ def read_image(path) -> np.ndarray | None:
     """A BGR image from a file, or None when it is unreadable, not an image or a cut-short JPEG
     (skipped and counted by the callers, as OpenCV's None for an unreadable file is)."""
     try:
-        data = open(path, "rb").read()
+        data = Path(path).read_bytes()
     except OSError:
         return None
     if not data or _truncated_jpeg(data):

@@ -63,15 +63,17 @@ def layer_information(engine_path: Path, flavour: str) -> str:
     return inspector.get_engine_information(trt.module.LayerInformationFormat.JSON)
 
 
-def describe_engine(path: Path) -> dict[str, str]:
-
+def describe_engine(path: Path) -> tuple[dict[str, str], list[str]]:
+    """The engine's facts, and where its manifest does not describe it (empty if it does)."""
     if not path.is_file():
         raise ReidTrtError(f"{path}: no such file; pass an engine built by 'reid-export trt'")
     m = read_manifest(path)
     c = m.preprocessing
-    intact = "ok" if sha256_file(path) == m.engine_sha256 else "MISMATCH (engine changed since build)"
+    same = sha256_file(path) == m.engine_sha256
+    intact = "ok" if same else "MISMATCH (engine changed since build)"
     engine = EngineFile.of(path, m)
     found = disagreements(m, engine)
+    problems = ([] if same else ["the engine changed since the build (sha256 differs)"]) + found
     if found:
         checked = "DISAGREES: " + "; ".join(found)
     elif engine.readable:
@@ -95,15 +97,17 @@ def describe_engine(path: Path) -> dict[str, str]:
         "engine sha256": f"{m.engine_sha256[:16]}... {intact}",
         "manifest": checked,
         "layers": layer_information(path, m.trt_flavour)[:2000],
-    }
+    }, problems
 
 
-def describe(path: Path | str) -> dict[str, str]:
+def describe(path: Path | str) -> tuple[dict[str, str], list[str]]:
+    """What `inspect` shows, and what disagrees with its claims (engines: the sha256 recorded at
+    build time, the manifest against the engine's own tensors)."""
     path = Path(path)
     if path.is_dir():
         raise ReidTrtError(f"{path} is a directory; inspect takes an .onnx or an engine file")
     if path.suffix == ".onnx":
-        return describe_onnx(path)
+        return describe_onnx(path), []
     if path.suffix in ENGINE_SUFFIXES:
         return describe_engine(path)
     raise ReidTrtError(f"{path}: inspect takes .onnx or {'/'.join(ENGINE_SUFFIXES)} files")
