@@ -62,8 +62,13 @@ demo: $(VENV)/.installed
 # share the cores because their ONNX Runtime threads sleep rather than spin. 2 cores: 647 s
 # against 716 s in one process.
 TEST_JOBS ?= 2
+# Bytecode kept in .cache/pyc even where PYTHONDONTWRITEBYTECODE is set (as on our CI machines):
+# the environment is installed --no-compile, so without it every Python process the tests start
+# (servers' model processes, fresh-process and light-install checks, the two workers) compiles
+# torch's and onnxscript's sources again, 3-9 s each.
+PYC := env -u PYTHONDONTWRITEBYTECODE PYTHONPYCACHEPREFIX=$(CURDIR)/.cache/pyc
 test: $(VENV)/.consumers $(TORCHREID_SDIST)
-	$(BIN)/python -m pytest -p no:cacheprovider -n $(TEST_JOBS) --dist loadfile
+	$(PYC) $(BIN)/python -m pytest -p no:cacheprovider -n $(TEST_JOBS) --dist loadfile
 
 # The quick loop while changing code: lint, then every test not marked slow (under a minute on 2
 # cores). `make test` (CI) runs everything.

@@ -103,9 +103,7 @@ def made_once(tmp_path_factory, name: str, make: Callable[[Path], object]) -> Pa
     """A folder that `make` fills once per test run, in whichever test process needs it first:
     `make test` runs two (pytest-xdist), and the others wait for it and read the same files
     (the same generated weights, the same exports) instead of making their own."""
-    base = tmp_path_factory.getbasetemp()
-    if "PYTEST_XDIST_WORKER" in os.environ:
-        base = base.parent  # the workers' temporary folders share this one
+    base = run_folder(tmp_path_factory)
     folder = base / name
     with open(base / f"{name}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
@@ -114,6 +112,21 @@ def made_once(tmp_path_factory, name: str, make: Callable[[Path], object]) -> Pa
             folder.mkdir(parents=True)
             make(folder)
             (folder / ".done").touch()
+    return folder
+
+
+def run_folder(tmp_path_factory) -> Path:
+    """This test run's temporary folder, the same in every test process of the run."""
+    base = tmp_path_factory.getbasetemp()
+    return base.parent if "PYTEST_XDIST_WORKER" in os.environ else base
+
+
+@pytest.fixture(scope="session", autouse=True)
+def run_cache(tmp_path_factory) -> Path:
+    """reid-trt's cache folder (traces, CPU backend records) for this run, shared by its
+    processes and those they start: nothing read from or left in the user's ~/.cache."""
+    folder = run_folder(tmp_path_factory) / "reid-trt-cache"
+    os.environ[defaults.CACHE_ENV] = str(folder)
     return folder
 
 

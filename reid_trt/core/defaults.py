@@ -26,6 +26,9 @@ L2_EPS = 1e-12
 
 # Environment variable that points at the shared test data (weights, crops, MOT17 frames).
 DATA_ENV = "REID_TRT_DATA"
+# Where reid-trt keeps what it measured or traced once per machine (CPU backend choice, export
+# traces); default ~/.cache/reid-trt.
+CACHE_ENV = "REID_TRT_CACHE_DIR"
 
 # Embedder preprocesses and runs this many crops at a time when the backend sets no maximum:
 # memory stays bounded by the chunk (64 float crops: 25 MB) however many crops come in, and

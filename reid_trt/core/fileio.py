@@ -12,6 +12,7 @@ import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
+from reid_trt.core.defaults import CACHE_ENV
 from reid_trt.core.errors import OutputPathError, opt
 
 
@@ -223,3 +224,12 @@ def sha256_file(path: Path) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def cache_dir() -> Path:
+    """reid-trt's cache folder: $REID_TRT_CACHE_DIR, else $XDG_CACHE_HOME/reid-trt or
+    ~/.cache/reid-trt."""
+    if os.environ.get(CACHE_ENV):
+        return Path(os.environ[CACHE_ENV])
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "reid-trt"

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import contextlib
+import functools
+import hashlib
 import io
 import logging
+import os
 import warnings
 from collections import OrderedDict
 from dataclasses import replace
+from pathlib import Path
 
 import onnx
 import torch
@@ -15,6 +19,7 @@ import torch
 from reid_trt.core import defaults
 from reid_trt.core.contract import Contract
 from reid_trt.core.errors import ExportError, MissingDependencyError, opt
+from reid_trt.core.fileio import cache_dir, write_bytes_atomic
 from reid_trt.export.checks import check_graph
 from reid_trt.export.graph import ExportGraph, example_input
 from reid_trt.export.precision import simplified as _simplify
@@ -74,6 +79,30 @@ def _quiet(logger_name: str):
 # was, let a process exporting many models trace the same checkpoint six times: the test suite.)
 _TRACES: OrderedDict[tuple, bytes] = OrderedDict()
 KEEP_TRACE_BYTES = 128 << 20
+# And on disk (the cache folder's traces/), for the next process: `reid-export onnx` then
+# `reid-export trt -w` of one checkpoint, a re-run, traced 20-40 s each on a 2-core CPU. A trace
+# read back is still verified against PyTorch like any export before a graph is written.
+KEEP_DISK_TRACE_BYTES = 512 << 20
+# The sources a trace depends on besides its key: a change to any of them (a new fold, another
+# wrapper) must not meet a trace made before it, whatever the version number says.
+_TRACED_CODE = ("export/onnx_export.py", "export/graph.py", "export/fold.py", "export/precision.py",
+                "export/checks.py", "models/osnet.py", "models/osnet_ain.py", "models/layers.py")
+
+
+@functools.cache
+def _toolchain() -> str:
+    """Versions of what writes a trace, and a hash of reid-trt's own code that does."""
+    from importlib import metadata
+
+    root = Path(__file__).resolve().parents[1]
+    code = hashlib.sha256(b"".join((root / name).read_bytes() for name in _TRACED_CODE))
+    versions = []
+    for dist in ("torch", "onnxscript", "onnx", "onnxslim"):
+        try:
+            versions.append(f"{dist}={metadata.version(dist)}")
+        except metadata.PackageNotFoundError:
+            versions.append(f"{dist}=?")
+    return f"{' '.join(versions)} code={code.hexdigest()[:16]}"
 
 
 def trace_key(contract: Contract, batch: int | None, opset: int) -> tuple | None:
@@ -82,21 +111,62 @@ def trace_key(contract: Contract, batch: int | None, opset: int) -> tuple | None
     if not contract.weights_sha256:
         return None
     float32 = replace(contract, precision="fp32", io_dtype="fp32")
-    return (repr(float32), batch, opset, torch.__version__)
+    return (repr(float32), batch, opset, _toolchain())
+
+
+def _disk_trace(key: tuple) -> Path:
+    digest = hashlib.sha256(repr(key).encode()).hexdigest()[:32]
+    return cache_dir() / "traces" / f"{digest}.onnx"
+
+
+def _read_disk_trace(key: tuple) -> bytes | None:
+    path = _disk_trace(key)
+    try:
+        data = path.read_bytes()
+        onnx.load_from_string(data)  # a damaged file is traced again, not used
+        os.utime(path)  # recently used: evicted last
+        return data
+    except Exception:  # missing, unreadable, damaged: the trace is made again
+        return None
+
+
+def _keep_disk_trace(key: tuple, data: bytes) -> None:
+    """Best effort: a cache folder that cannot be written only costs the next process a trace."""
+    path = _disk_trace(key)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_bytes_atomic(path, data)
+        kept = sorted(path.parent.glob("*.onnx"), key=lambda p: p.stat().st_mtime, reverse=True)
+        total = 0
+        for old in kept:
+            total += old.stat().st_size
+            if total > KEEP_DISK_TRACE_BYTES and old != path:
+                old.unlink(missing_ok=True)
+    except OSError:
+        pass
+
+
+def _remember(key: tuple, data: bytes) -> None:
+    _TRACES[key] = data
+    while sum(map(len, _TRACES.values())) > KEEP_TRACE_BYTES and len(_TRACES) > 1:
+        _TRACES.popitem(last=False)
 
 
 def traced_graph(model: torch.nn.Module, contract: Contract, batch: int | None, opset: int,
                  key: tuple | None = None) -> onnx.ModelProto:
-    """The simplified FP32 graph of `model` (from the cache when `key` is in it)."""
+    """The simplified FP32 graph of `model` (from the caches when `key` is in them)."""
     if key is not None and key in _TRACES:
         _TRACES.move_to_end(key)
         return onnx.load_from_string(_TRACES[key])
+    if key is not None and (data := _read_disk_trace(key)) is not None:
+        _remember(key, data)
+        return onnx.load_from_string(data)
     graph = ExportGraph(model, contract).eval()
     traced = _simplify(_torch_export(graph, contract, batch, opset))
     if key is not None:
-        _TRACES[key] = traced.SerializeToString()
-        while sum(map(len, _TRACES.values())) > KEEP_TRACE_BYTES and len(_TRACES) > 1:
-            _TRACES.popitem(last=False)
+        data = traced.SerializeToString()
+        _remember(key, data)
+        _keep_disk_trace(key, data)
     return traced
 
 

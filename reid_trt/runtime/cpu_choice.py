@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from reid_trt.core.errors import ReidTrtError
-from reid_trt.core.fileio import write_bytes_atomic
+from reid_trt.core.fileio import cache_dir, write_bytes_atomic
 from reid_trt.core.machine import cpu_count, cpu_name
 from reid_trt.core.onnxio import load_onnx
 from reid_trt.core.options import Spin
@@ -39,7 +39,6 @@ from reid_trt.core.preprocess import graph_input
 log = logging.getLogger("reid_trt")
 
 BACKEND_ENV = "REID_TRT_CPU_BACKEND"
-CACHE_ENV = "REID_TRT_CACHE_DIR"
 CANDIDATES = ("onnxruntime", "openvino")
 PROBE_BATCHES = (1, 32)
 PROBE_ROUNDS = 3  # interleaved, so a burst of other load hits both backends alike
@@ -67,13 +66,6 @@ class CpuChoice:
     def __str__(self) -> str:
         when = f"; measured {self.measured[:10]}, remembered" if self.cached else ""
         return f"{self.backend} ({self.reason}{when})"
-
-
-def cache_dir() -> Path:
-    if os.environ.get(CACHE_ENV):
-        return Path(os.environ[CACHE_ENV])
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "reid-trt"
 
 
 def _version(dist: str) -> str | None:

@@ -1,5 +1,7 @@
 """Exported graphs: clean structure, parity with PyTorch, preprocessing and normalisation inside."""
 
+from dataclasses import replace
+
 import numpy as np
 import onnx
 import pytest
@@ -24,11 +26,28 @@ def elem_type(value) -> int:
     return value.type.tensor_type.elem_type
 
 
+# Every kind of OSNet the exporter meets: each family at both ends of its width table, and IBN.
+# The widths between are the same modules with channel counts between (models/__init__.py), and
+# tests/models checks every variant against torchreid's own code; a trace costs 20-30 s here.
+EXPORTED = ["osnet_x0_25", "osnet_x1_0", "osnet_ibn_x1_0", "osnet_ain_x0_25", "osnet_ain_x1_0"]
+
+
+def test_the_exported_variants_cover_every_kind():
+    kinds = {(v.family, v.ibn) for v in VARIANTS.values()}
+    assert {(VARIANTS[v].family, VARIANTS[v].ibn) for v in EXPORTED} == kinds
+    for family in ("osnet", "osnet_ain"):
+        widths = [v.channels for v in VARIANTS.values() if v.family == family and not v.ibn]
+        assert {VARIANTS[v].channels for v in EXPORTED if VARIANTS[v].family == family} == {
+            min(widths), max(widths)}
+
+
 @pytest.mark.parametrize("precision", ["fp32", "fp16"])
-@pytest.mark.parametrize("variant", list(VARIANTS))
-def test_every_variant_exports_clean_and_verifies(variant, precision, generated_checkpoint,
-                                                  tmp_path):
-    config = ExportConfig(precision=precision, height=SMALL[0], width=SMALL[1])
+@pytest.mark.parametrize("variant", EXPORTED)
+def test_every_kind_of_variant_exports_clean_and_verifies(variant, precision,
+                                                          generated_checkpoint, tmp_path):
+    # The default input size: osnet_ain_x1_0's trace is then the one tests/conftest.py's graphs
+    # made (the run's cache folder keeps it).
+    config = ExportConfig(precision=precision)
     result = export_onnx(generated_checkpoint(variant), tmp_path / "m.onnx", config)
 
     assert result.variant == variant
@@ -166,25 +185,44 @@ def test_synthetic_crops_are_reproducible_and_varied():
     assert not np.array_equal(a[0], a[1]) and a[0].std() > 20
 
 
-def test_a_checkpoint_is_traced_once_per_process(generated_checkpoint, tmp_path, monkeypatch):
-    """fp32 then fp16 of the same checkpoint reuse the torch trace; another input size, or the
-    same weights changed, trace again; every graph is still verified against PyTorch."""
+def test_a_checkpoint_is_traced_once_per_machine(generated_checkpoint, tmp_path, monkeypatch):
+    """fp32 then fp16 of the same checkpoint reuse the torch trace, in another process too (the
+    trace is kept in the cache folder); a damaged kept trace, or the same weights changed, trace
+    again; a cache folder that cannot be written costs only the trace; every graph is still
+    verified against PyTorch."""
+    from reid_trt.core.defaults import CACHE_ENV
     from reid_trt.export import onnx_export
 
     traced = []
     real = onnx_export._torch_export
     monkeypatch.setattr(onnx_export, "_torch_export",
-                        lambda *a: traced.append(a[1].height) or real(*a))
-    monkeypatch.setattr(onnx_export, "_TRACES", type(onnx_export._TRACES)())
+                        lambda *a: traced.append(a[1].weights_sha256) or real(*a))
+
+    def new_process():
+        monkeypatch.setattr(onnx_export, "_TRACES", type(onnx_export._TRACES)())
+
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path / "cache"))
+    new_process()
     weights = generated_checkpoint("osnet_x0_25")
-    small = {"height": SMALL[0], "width": SMALL[1]}
-    a = export_onnx(weights, tmp_path / "a.onnx", ExportConfig(**small))
-    b = export_onnx(weights, tmp_path / "b.onnx", ExportConfig(precision="fp16", **small))
-    export_onnx(weights, tmp_path / "c.onnx", ExportConfig(height=64, width=32))
-    assert traced == [SMALL[0], 64]
+    small = ExportConfig(height=SMALL[0], width=SMALL[1])
+    a = export_onnx(weights, tmp_path / "a.onnx", small)
+    sha = a.contract.weights_sha256
+    assert traced == [sha] and len(list((tmp_path / "cache" / "traces").glob("*.onnx"))) == 1
+    new_process()
+    b = export_onnx(weights, tmp_path / "b.onnx", replace(small, precision="fp16"))
+    assert traced == [sha]  # read back from the cache folder
     assert b.parity.min_cosine >= 0.999 and a.parity.min_cosine >= 0.99999
+    for kept in (tmp_path / "cache" / "traces").glob("*.onnx"):
+        kept.write_bytes(kept.read_bytes()[:1000])
+    new_process()
+    again = export_onnx(weights, tmp_path / "c.onnx", small)
+    assert traced == [sha, sha] and again.parity.min_cosine >= 0.99999
+    assert (tmp_path / "c.onnx").read_bytes() == (tmp_path / "a.onnx").read_bytes()
+
     checkpoint = torch.load(weights, weights_only=True)
     checkpoint["state_dict"]["fc.0.weight"] *= 2
     torch.save(checkpoint, tmp_path / "other.pth")
-    other = export_onnx(tmp_path / "other.pth", tmp_path / "d.onnx", ExportConfig(**small))
-    assert traced == [SMALL[0], 64, SMALL[0]] and other.parity.min_cosine >= 0.99999
+    (tmp_path / "a file").write_text("")
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path / "a file" / "cache"))  # cannot be made
+    other = export_onnx(tmp_path / "other.pth", tmp_path / "d.onnx", small)
+    assert len(traced) == 3 and traced[2] != sha and other.parity.min_cosine >= 0.99999

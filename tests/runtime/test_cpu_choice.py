@@ -9,10 +9,11 @@ import numpy as np
 import onnx
 import pytest
 
+from reid_trt.core.defaults import CACHE_ENV
 from reid_trt.core.errors import ReidTrtError
 from reid_trt.core.metrics import cosine_rows
 from reid_trt.runtime import cpu_choice
-from reid_trt.runtime.cpu_choice import BACKEND_ENV, CACHE_ENV, rank
+from reid_trt.runtime.cpu_choice import BACKEND_ENV, rank
 from reid_trt.runtime.embedder import Embedder
 
 pytestmark = pytest.mark.slow  # the session's graphs exported, backends measured
