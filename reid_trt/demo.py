@@ -18,8 +18,11 @@ def write_generated_checkpoint(path: Path, variant: str, seed: int = 0) -> Path:
     from reid_trt.models.init import generate_weights
 
     checkpoint = {"state_dict": generate_weights(variant, seed=seed), "epoch": 0, "rank1": 0.0}
-    with atomic_path(path) as tmp:
-        torch.save(checkpoint, tmp)
+    # Saved through a file object: torch names the archive inside after a path it is given (the
+    # temporary one here), which made every generated file differ; this way the same variant and
+    # seed give the same bytes, so the same sha256 (and the export's kept trace serves them all).
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        torch.save(checkpoint, f)
     return path
 
 

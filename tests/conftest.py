@@ -32,6 +32,22 @@ TORCHREID_SDIST = Path(os.environ.get("REID_TRT_TORCHREID_SDIST",
 SMALL = (128, 64)  # input size for the variant matrix: same graph, a quarter of the compute
 
 
+# The longest test files (minutes each on 2 cores), run first: `make test` deals whole files to
+# its two processes in collection order, so a long file dealt last kept one process busy while
+# the other had nothing left (tests/test_readme.py, ~2.5 min, sorts near the end).
+LONGEST_FIRST = ("calibration/test_calibrate.py", "test_readme.py", "serving/test_faults.py",
+                 "export/test_adopt.py", "calibration/test_parts.py", "export/test_onnx_export.py",
+                 "cli/test_export_cli.py", "runtime/test_neighbours.py")
+
+
+def pytest_collection_modifyitems(items):
+    def rank(item) -> int:
+        path = item.path.relative_to(ROOT / "tests").as_posix()
+        return LONGEST_FIRST.index(path) if path in LONGEST_FIRST else len(LONGEST_FIRST)
+
+    items.sort(key=rank)  # stable: each file's tests keep their order
+
+
 def need(path: Path, what: str) -> Path:
     """`path` if it exists; else skip locally, but fail in CI, where it must be there."""
     if path.exists():

@@ -152,22 +152,41 @@ def _remember(key: tuple, data: bytes) -> None:
         _TRACES.popitem(last=False)
 
 
+@contextlib.contextmanager
+def _tracing(key: tuple):
+    """Held while `key` is traced: a process exporting the same checkpoint meanwhile (two
+    commands at once, test processes) waits and reads the trace instead of making its own.
+    Without a writable cache folder, nothing is held."""
+    path = _disk_trace(key).with_suffix(".lock")
+    try:
+        import fcntl  # POSIX; elsewhere two processes may both trace
+
+        path.parent.mkdir(parents=True, exist_ok=True)
+        lock = open(path, "w")  # noqa: SIM115 (held across the yield)
+    except (ImportError, OSError):
+        yield
+        return
+    with lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
 def traced_graph(model: torch.nn.Module, contract: Contract, batch: int | None, opset: int,
                  key: tuple | None = None) -> onnx.ModelProto:
     """The simplified FP32 graph of `model` (from the caches when `key` is in them)."""
-    if key is not None and key in _TRACES:
+    if key is None:
+        return _simplify(_torch_export(ExportGraph(model, contract).eval(), contract, batch, opset))
+    if key in _TRACES:
         _TRACES.move_to_end(key)
         return onnx.load_from_string(_TRACES[key])
-    if key is not None and (data := _read_disk_trace(key)) is not None:
-        _remember(key, data)
-        return onnx.load_from_string(data)
-    graph = ExportGraph(model, contract).eval()
-    traced = _simplify(_torch_export(graph, contract, batch, opset))
-    if key is not None:
-        data = traced.SerializeToString()
-        _remember(key, data)
-        _keep_disk_trace(key, data)
-    return traced
+    with _tracing(key):
+        data = _read_disk_trace(key)
+        if data is None:
+            graph = ExportGraph(model, contract).eval()
+            data = _simplify(_torch_export(graph, contract, batch, opset)).SerializeToString()
+            _keep_disk_trace(key, data)
+    _remember(key, data)
+    return onnx.load_from_string(data)
 
 
 def onnx_from_model(model: torch.nn.Module, contract: Contract, batch: int | None = None,

@@ -110,11 +110,12 @@ def test_int8_graph_holds_on_openvino_as_it_is(calibrated, sources, unseen, monk
                 assert cos.mean() >= 0.995 and cos.min() >= 0.98, (name, label)
 
 
-def test_int8_retrieval_on_real_cross_camera_identities(calibrated, sources, real_weights,
-                                                        shared_data, tmp_path):
+def test_int8_retrieval_on_real_cross_camera_identities(calibrated, sources, shared_data,
+                                                        tmp_path):
     """Issue 29: with the defaults (MOT17-04 alone), INT8 keeps mAP within 0.5 points and Rank-1
-    within 1.0 of PyTorch on real identities in two cameras (CUHK03, camera 1 queries camera 2),
-    and the FP32 graph keeps both within 0.1; all through Embedder, on crops of every size."""
+    within 1.0 of the FP32 graph on real identities in two cameras (CUHK03, camera 1 queries
+    camera 2), through Embedder, on crops of every size. (The FP32 graph's own figures are held
+    to torchreid's pipeline within 0.1 in tests/bench/test_retrieval.py.)"""
     from reid_trt.bench.accuracy import load_protocol, retrieval
     from reid_trt.runtime.embedder import Embedder
 
@@ -123,15 +124,15 @@ def test_int8_retrieval_on_real_cross_camera_identities(calibrated, sources, rea
         fp32_path = tmp_path / f"{name}.fp32.onnx"
         onnx.save(sources[name][0], fp32_path)
         scores = {}
-        for label, path in (("pytorch", real_weights[name]), ("fp32", fp32_path),
-                            ("int8", result.path)):
+        for label, path in (("fp32", fp32_path), ("int8", result.path)):
             with Embedder(path, device="cpu") as embedder:
                 scores[label] = retrieval(embedder, cuhk03)
         print(name, {k: (round(100 * v.mAP, 2), round(100 * v.rank1, 2)) for k, v in scores.items()})
-        want, fp32, int8 = scores["pytorch"], scores["fp32"], scores["int8"]
-        assert abs(fp32.mAP - want.mAP) <= 0.001 and abs(fp32.rank1 - want.rank1) <= 0.001, name
+        want, int8 = scores["fp32"], scores["int8"]
+        # real models on real identities, not chance (~0.03): MSMT17 ~0.5, Market-1501 0.27
+        assert 0.2 < want.mAP < 0.9, name
         # INT8 may lose at most 0.5 mAP / 1.0 Rank-1 points; a larger move either way is drift
-        # (measured: MSMT17 -0.3 / -0.4, Market-1501 +0.5 / +1.2 on 243 queries)
+        # (measured against PyTorch: MSMT17 -0.3 / -0.4, Market-1501 +0.5 / +1.2 on 243 queries)
         assert want.mAP - int8.mAP <= 0.005 and want.rank1 - int8.rank1 <= 0.010, name
         assert abs(int8.mAP - want.mAP) <= 0.015 and abs(int8.rank1 - want.rank1) <= 0.025, name
 

@@ -1,5 +1,7 @@
 """Exported graphs: clean structure, parity with PyTorch, preprocessing and normalisation inside."""
 
+import fcntl
+import threading
 from dataclasses import replace
 
 import numpy as np
@@ -208,8 +210,20 @@ def test_a_checkpoint_is_traced_once_per_machine(generated_checkpoint, tmp_path,
     a = export_onnx(weights, tmp_path / "a.onnx", small)
     sha = a.contract.weights_sha256
     assert traced == [sha] and len(list((tmp_path / "cache" / "traces").glob("*.onnx"))) == 1
+    # Another process that meets the trace being made waits for it, then reads it.
+    key = onnx_export.trace_key(a.contract, None, small.opset)
+    lock = open(onnx_export._disk_trace(key).with_suffix(".lock"), "w")
+    fcntl.flock(lock, fcntl.LOCK_EX)
     new_process()
-    b = export_onnx(weights, tmp_path / "b.onnx", replace(small, precision="fp16"))
+    done = []
+    other = threading.Thread(target=lambda: done.append(export_onnx(
+        weights, tmp_path / "b.onnx", replace(small, precision="fp16"))))
+    other.start()
+    other.join(timeout=2)
+    assert other.is_alive() and not done  # held by the "tracing" process
+    lock.close()
+    other.join()
+    b = done[0]
     assert traced == [sha]  # read back from the cache folder
     assert b.parity.min_cosine >= 0.999 and a.parity.min_cosine >= 0.99999
     for kept in (tmp_path / "cache" / "traces").glob("*.onnx"):
