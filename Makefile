@@ -60,8 +60,9 @@ demo: $(VENV)/.installed
 # Two processes, each taking whole test files (their fixtures are per file): exports trace in
 # one Python thread and servers wait, which leaves a core idle in a single process; the calibrations
 # share the cores because their ONNX Runtime threads sleep rather than spin. 2 cores: 647 s
-# against 716 s in one process. The longest files go first (tests/conftest.py); xdist's own
-# order, files with the most tests first, left the calibrations for the end.
+# against 716 s in one process. xdist's own order (files with the most tests first) mixes the long
+# calibrations with files that wait on servers; the longest files first, all calibrating at once
+# on the 2 cores, took 1209 s against 932 s.
 TEST_JOBS ?= 2
 # Bytecode kept in .cache/pyc even where PYTHONDONTWRITEBYTECODE is set (as on our CI machines):
 # the environment is installed --no-compile, so without it every Python process the tests start
@@ -69,8 +70,7 @@ TEST_JOBS ?= 2
 # torch's and onnxscript's sources again, 3-9 s each.
 PYC := env -u PYTHONDONTWRITEBYTECODE PYTHONPYCACHEPREFIX=$(CURDIR)/.cache/pyc
 test: $(VENV)/.consumers $(TORCHREID_SDIST)
-	$(PYC) $(BIN)/python -m pytest -p no:cacheprovider -n $(TEST_JOBS) --dist loadfile \
-		--no-loadscope-reorder
+	$(PYC) $(BIN)/python -m pytest -p no:cacheprovider -n $(TEST_JOBS) --dist loadfile
 
 # The quick loop while changing code: lint, then every test not marked slow (under a minute on 2
 # cores). `make test` (CI) runs everything.

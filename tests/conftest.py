@@ -29,23 +29,7 @@ IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 # torchreid's own model files, as the reference for faithfulness (fetched by `make test`).
 TORCHREID_SDIST = Path(os.environ.get("REID_TRT_TORCHREID_SDIST",
                                       ROOT / ".cache" / "torchreid-0.2.5.tar.gz"))
-SMALL = (128, 64)  # input size for the variant matrix: same graph, a quarter of the compute
-
-
-# The longest test files (minutes each on 2 cores), run first: `make test` deals whole files to
-# its two processes in collection order, so a long file dealt last kept one process busy while
-# the other had nothing left (tests/test_readme.py, ~2.5 min, sorts near the end).
-LONGEST_FIRST = ("calibration/test_calibrate.py", "test_readme.py", "serving/test_faults.py",
-                 "export/test_adopt.py", "calibration/test_parts.py", "export/test_onnx_export.py",
-                 "cli/test_export_cli.py", "runtime/test_neighbours.py")
-
-
-def pytest_collection_modifyitems(items):
-    def rank(item) -> int:
-        path = item.path.relative_to(ROOT / "tests").as_posix()
-        return LONGEST_FIRST.index(path) if path in LONGEST_FIRST else len(LONGEST_FIRST)
-
-    items.sort(key=rank)  # stable: each file's tests keep their order
+SMALL = (128, 64)  # input size for quick exports: the same graph, a quarter of the compute
 
 
 def need(path: Path, what: str) -> Path:
