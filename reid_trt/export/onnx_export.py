@@ -83,10 +83,9 @@ KEEP_TRACE_BYTES = 128 << 20
 # `reid-export trt -w` of one checkpoint, a re-run, traced 20-40 s each on a 2-core CPU. A trace
 # read back is still verified against PyTorch like any export before a graph is written.
 KEEP_DISK_TRACE_BYTES = 512 << 20
-# The sources a trace depends on besides its key: a change to any of them (a new fold, another
-# wrapper) must not meet a trace made before it, whatever the version number says.
-_TRACED_CODE = ("export/onnx_export.py", "export/graph.py", "export/fold.py", "export/precision.py",
-                "export/checks.py", "models/osnet.py", "models/osnet_ain.py", "models/layers.py")
+# The packages whose sources a trace depends on besides its key: a change to any file of them (a
+# new fold, another wrapper) must not meet a trace made before it, whatever the version says.
+_TRACED_CODE = ("export", "models")
 
 
 @functools.cache
@@ -95,7 +94,10 @@ def _toolchain() -> str:
     from importlib import metadata
 
     root = Path(__file__).resolve().parents[1]
-    code = hashlib.sha256(b"".join((root / name).read_bytes() for name in _TRACED_CODE))
+    code = hashlib.sha256()
+    for package in _TRACED_CODE:
+        for source in sorted((root / package).glob("*.py")):
+            code.update(source.read_bytes())
     versions = []
     for dist in ("torch", "onnxscript", "onnx", "onnxslim"):
         try:
@@ -119,13 +121,14 @@ def _disk_trace(key: tuple) -> Path:
     return cache_dir() / "traces" / f"{digest}.onnx"
 
 
-def _read_disk_trace(key: tuple) -> bytes | None:
+def _read_disk_trace(key: tuple) -> tuple[bytes, onnx.ModelProto] | None:
+    """The kept trace of `key`, as bytes and parsed; None if there is none to use."""
     path = _disk_trace(key)
     try:
         data = path.read_bytes()
-        onnx.load_from_string(data)  # a damaged file is traced again, not used
+        model = onnx.load_from_string(data)  # a damaged file is traced again, not used
         os.utime(path)  # recently used: evicted last
-        return data
+        return data, model
     except Exception:  # missing, unreadable, damaged: the trace is made again
         return None
 
@@ -180,13 +183,16 @@ def traced_graph(model: torch.nn.Module, contract: Contract, batch: int | None, 
         _TRACES.move_to_end(key)
         return onnx.load_from_string(_TRACES[key])
     with _tracing(key):
-        data = _read_disk_trace(key)
-        if data is None:
+        kept = _read_disk_trace(key)
+        if kept is None:
             graph = ExportGraph(model, contract).eval()
-            data = _simplify(_torch_export(graph, contract, batch, opset)).SerializeToString()
+            traced = _simplify(_torch_export(graph, contract, batch, opset))
+            data = traced.SerializeToString()
             _keep_disk_trace(key, data)
+        else:
+            data, traced = kept
     _remember(key, data)
-    return onnx.load_from_string(data)
+    return traced
 
 
 def onnx_from_model(model: torch.nn.Module, contract: Contract, batch: int | None = None,

@@ -59,9 +59,9 @@ def fresh_process(real_weights, shared_data, tmp_path_factory):
 def calibrated(sources, real_weights, shared_data, tmp_path_factory, fresh_process):
     """weights name -> CalibrationResult, defaults, MOT17-04 boxes only."""
     mot04 = shared_data / "reid" / "mot17-mini" / "train" / "MOT17-04-FRCNN"
-    return {name: calibrate_onnx(source, sha, mot04, tmp_path_factory.mktemp(name) /
+    return {name: calibrate_onnx(*sources[name], mot04, tmp_path_factory.mktemp(name) /
                                  f"{name}.int8.onnx")
-            for name, (source, sha) in ((n, sources[n]) for n in real_weights)}
+            for name in real_weights}
 
 
 def test_int8_holds_on_cameras_it_never_saw(calibrated, sources, unseen):

@@ -216,13 +216,13 @@ def test_a_checkpoint_is_traced_once_per_machine(generated_checkpoint, tmp_path,
     fcntl.flock(lock, fcntl.LOCK_EX)
     new_process()
     done = []
-    other = threading.Thread(target=lambda: done.append(export_onnx(
+    waiting = threading.Thread(target=lambda: done.append(export_onnx(
         weights, tmp_path / "b.onnx", replace(small, precision="fp16"))))
-    other.start()
-    other.join(timeout=2)
-    assert other.is_alive() and not done  # held by the "tracing" process
+    waiting.start()
+    waiting.join(timeout=2)
+    assert waiting.is_alive() and not done  # held by the "tracing" process
     lock.close()
-    other.join()
+    waiting.join()
     b = done[0]
     assert traced == [sha]  # read back from the cache folder
     assert b.parity.min_cosine >= 0.999 and a.parity.min_cosine >= 0.99999
