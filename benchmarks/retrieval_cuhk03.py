@@ -17,11 +17,20 @@ from pathlib import Path
 from reid_trt.bench.report import markdown
 from reid_trt.bench.run import BenchConfig, run_bench
 from reid_trt.calibration.api import calibrate_onnx, source_graph
+from reid_trt.core.machine import cpu_int8_flags, int8_kernels_unsafe
 from reid_trt.export.api import ExportConfig, export_onnx
 
 DATA = Path(os.environ.get("REID_TRT_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
 CUHK03 = DATA / "reid" / "cuhk03-detected"
 MOT17_04 = DATA / "reid" / "mot17-mini" / "train" / "MOT17-04-FRCNN"
+
+
+def int8_path() -> str:
+    """How ONNX Runtime computes the INT8 graph on this CPU (runtime/backends/onnxruntime.py)."""
+    if int8_kernels_unsafe():
+        return "ONNX Runtime computes its Q/DQ pairs in float, as TensorRT does (no VNNI or AMX here)"
+    flags = ", ".join(cpu_int8_flags()) or "not an x86 CPU"
+    return f"ONNX Runtime computes it on its integer kernels ({flags})"
 
 
 def main() -> int:
@@ -49,7 +58,7 @@ def main() -> int:
              *rows]
     protocol = reports["msmt17"].settings.dataset
     head = (f"CUHK03 detected, {protocol.queries} queries / {protocol.gallery} gallery: "
-            f"{protocol.protocol}. INT8: defaults, calibrated on MOT17-04 alone. "
+            f"{protocol.protocol}. INT8: defaults, calibrated on MOT17-04 alone; {int8_path()}. "
             "Command: .venv/bin/python benchmarks/retrieval_cuhk03.py")
     print(head + "\n" + "\n".join(table))
     if args.out:
