@@ -145,6 +145,9 @@ def _keep_disk_trace(key: tuple, data: bytes) -> None:
             total += old.stat().st_size
             if total > KEEP_DISK_TRACE_BYTES and old != path:
                 old.unlink(missing_ok=True)
+                # its lock too (a process still holding it, rare for the least recently
+                # used trace, costs a second trace only: both write whole files)
+                old.with_suffix(".lock").unlink(missing_ok=True)
     except OSError:
         pass
 

@@ -1,6 +1,7 @@
 """Exported graphs: clean structure, parity with PyTorch, preprocessing and normalisation inside."""
 
 import fcntl
+import os
 import threading
 from dataclasses import replace
 
@@ -240,3 +241,31 @@ def test_a_checkpoint_is_traced_once_per_machine(generated_checkpoint, tmp_path,
     monkeypatch.setenv(CACHE_ENV, str(tmp_path / "a file" / "cache"))  # cannot be made
     other = export_onnx(tmp_path / "other.pth", tmp_path / "d.onnx", small)
     assert len(traced) == 3 and traced[2] != sha and other.parity.min_cosine >= 0.99999
+
+
+def test_kept_traces_are_evicted_least_recently_used_first(tmp_path, monkeypatch):
+    """Over the limit, the trace used longest ago goes first, with its lock file; one just read
+    counts as used."""
+    from onnx import helper, numpy_helper
+
+    from reid_trt.core.defaults import CACHE_ENV
+    from reid_trt.export import onnx_export
+
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path))
+    weights = numpy_helper.from_array(np.zeros(250, np.float32), "w")
+    graph = helper.make_graph([helper.make_node("Identity", ["w"], ["y"])], "g", [],
+                              [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [250])],
+                              [weights])
+    data = helper.make_model(graph).SerializeToString()
+    monkeypatch.setattr(onnx_export, "KEEP_DISK_TRACE_BYTES", int(2.5 * len(data)))
+    keys = [("trace", k) for k in range(3)]
+    paths = [onnx_export._disk_trace(k) for k in keys]
+    for k, key in enumerate(keys[:2]):
+        with onnx_export._tracing(key):
+            onnx_export._keep_disk_trace(key, data)
+        os.utime(paths[k], (1000 + k, 1000 + k))
+    assert onnx_export._read_disk_trace(keys[0]) is not None  # now the most recently used
+    with onnx_export._tracing(keys[2]):
+        onnx_export._keep_disk_trace(keys[2], data)
+    assert [p.exists() for p in paths] == [True, False, True]
+    assert [p.with_suffix(".lock").exists() for p in paths] == [True, False, True]
