@@ -5,9 +5,9 @@ Models: the real osnet_x0_25 (MSMT17) and osnet_x1_0 with generated weights (spe
 depend on the weights). INT8: every Conv and Gemm quantized (symmetric per-channel weights,
 per-tensor activations, min-max ranges on 64 real MOT17 boxes): the most INT8 work the graph can
 hold, so the fastest INT8 can be; reid-export calibrate keeps fewer layers INT8. Writes
-results/int8_cpu_profile.md.
+results/int8_cpu_profile.md (--out: another file, for another machine).
 
-    .venv/bin/python benchmarks/int8_cpu_profile.py
+    .venv/bin/python benchmarks/int8_cpu_profile.py [--out benchmarks/results/NAME.md]
 """
 
 from __future__ import annotations
@@ -121,6 +121,11 @@ def table(title: str, fp32: dict[str, float], int8: dict[str, float], top: int =
 
 
 def main() -> None:
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=HERE / "results" / "int8_cpu_profile.md")
+    out = parser.parse_args().out
     from reid_trt.core.machine import cpu_count, cpu_int8_flags, cpu_name
     from reid_trt.core.preprocess import preprocess_numpy
     from reid_trt.data.mot import mot_crops
@@ -148,7 +153,7 @@ def main() -> None:
             lines += table(f"{model}: OpenVINO, by node type (kernel)", ov32_kinds, ov8_kinds)
             lines += table(f"{model}: ONNX Runtime, by operator", ort32_kinds, ort8_kinds)
             print("\n".join(lines), flush=True)
-    (HERE / "results" / "int8_cpu_profile.md").write_text("\n".join(lines) + "\n")
+    out.write_text("\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":
