@@ -122,7 +122,8 @@ def test_int8_retrieval_on_real_cross_camera_identities(calibrated, sources, sha
     A CPU with VNNI or AMX runs the graph on ONNX Runtime's and OpenVINO's integer kernels, which
     round elsewhere: on an AMD EPYC Zen 5 the MSMT17 graph's mean cosine to FP32 was the same
     (0.9973) but it lost 0.50 / 0.52 mAP and 1.6 / 2.5 Rank-1 points (4 and 6 of 243 queries)
-    against 0.36 / 0.4 in float. Those kernels are held to 1.0 mAP and 3.0 Rank-1 points."""
+    against 0.36 / 0.4 in float. Those kernels are held to 1.0 mAP and 4.0 Rank-1 points (10
+    queries: Rank-1 moves in steps of 0.41 here, and the two kernels already differ by 0.8)."""
     from reid_trt.bench.accuracy import load_protocol, retrieval
     from reid_trt.core.machine import int8_kernels_unsafe
     from reid_trt.runtime.backends import onnxruntime as ort_backend
@@ -151,7 +152,7 @@ def test_int8_retrieval_on_real_cross_camera_identities(calibrated, sources, sha
         assert want.mAP - int8.mAP <= 0.005 and want.rank1 - int8.rank1 <= 0.010, name
         assert abs(int8.mAP - want.mAP) <= 0.015 and abs(int8.rank1 - want.rank1) <= 0.025, name
         for backend, got in on_kernels.items():
-            assert want.mAP - got.mAP <= 0.010 and want.rank1 - got.rank1 <= 0.030, (name, backend)
+            assert want.mAP - got.mAP <= 0.010 and want.rank1 - got.rank1 <= 0.040, (name, backend)
 
 
 def test_openvino_converts_the_default_int8_graph(calibrated, tmp_path):
