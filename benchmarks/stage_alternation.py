@@ -81,8 +81,7 @@ def alone(graph: Path) -> dict:
     """Each ONNX Runtime setting alone, all in one process (fresh processes differ by more than
     the settings do here): Embedder end to end, the settings taking turns in rotated order, each
     turn after a quiet gap and an untimed call; p50 ms per batch size."""
-    import time
-
+    from reid_trt.core.timing import interleaved
     from reid_trt.data.mot import mot_crops
     from reid_trt.runtime.embedder import Embedder
 
@@ -91,15 +90,8 @@ def alone(graph: Path) -> dict:
     embedders = {s: Embedder(graph, device="cpu", backend="onnxruntime", spin=s) for s in spins}
     out = {}
     for batch in (32, 1):
-        times = {s: [] for s in spins}
-        for r in range(8):
-            for spin in spins[r % 3:] + spins[:r % 3]:
-                time.sleep(0.05)
-                embedders[spin].embed(crops[:batch])
-                for _ in range(5 if batch > 1 else 20):
-                    start = time.perf_counter()
-                    embedders[spin].embed(crops[:batch])
-                    times[spin].append(time.perf_counter() - start)
+        times = interleaved({s: lambda e=e, c=crops[:batch]: e.embed(c) for s, e in embedders.items()},
+                            [5 if batch > 1 else 20] * 8)
         out[batch] = {s: 1e3 * statistics.median(t) for s, t in times.items()}
     return out
 

@@ -10,11 +10,10 @@ hits both alike, and reports the medians and their ratios.
 from __future__ import annotations
 
 import statistics
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-QUIET_S = 0.05  # before each block: threads left spinning by the last block go to sleep
+from reid_trt.core.timing import Turn, interleaved
 
 
 @dataclass(frozen=True)
@@ -40,31 +39,16 @@ class Alternation:
         return self.stage_alternating_ms + self.neighbour_alternating_ms
 
 
-def _timed(fn: Callable[[], object]) -> float:
-    start = time.perf_counter()
-    fn()
-    return time.perf_counter() - start
-
-
 def alternate(stage: Callable[[], object], neighbour: Callable[[], object], calls: int = 6,
               rounds: int = 5, warmup: int = 2) -> Alternation:
-    """Per round: the stage `calls` times back to back, the neighbour `calls` times back to back,
-    then `calls` turns of neighbour-then-stage; each block after a quiet gap."""
-    for _ in range(warmup):
-        neighbour()
-        stage()
-    alone, alternating, n_alone, n_alternating = [], [], [], []
-    for _ in range(rounds):
-        time.sleep(QUIET_S)
-        alone += [_timed(stage) for _ in range(calls)]
-        time.sleep(QUIET_S)
-        n_alone += [_timed(neighbour) for _ in range(calls)]
-        time.sleep(QUIET_S)
-        for _ in range(calls):
-            n_alternating.append(_timed(neighbour))
-            alternating.append(_timed(stage))
-
-    def ms(samples: list[float]) -> float:
-        return 1e3 * statistics.median(samples)
-
-    return Alternation(ms(alone), ms(alternating), ms(n_alone), ms(n_alternating))
+    """Four subjects in core/timing's interleaved rounds: the stage alone, the neighbour alone,
+    the stage right after the neighbour and the neighbour right after the stage (the untimed one
+    run just before each timed call), `calls` timed calls each per round."""
+    samples = interleaved({
+        "stage alone": Turn(stage), "neighbour alone": Turn(neighbour),
+        "stage alternating": Turn(stage, before=neighbour),
+        "neighbour alternating": Turn(neighbour, before=stage),
+    }, [calls] * rounds, warmup=warmup)
+    ms = {k: 1e3 * statistics.median(v) for k, v in samples.items()}
+    return Alternation(ms["stage alone"], ms["stage alternating"], ms["neighbour alone"],
+                       ms["neighbour alternating"])

@@ -6,7 +6,18 @@ from pathlib import Path
 
 import numpy as np
 
+from reid_trt.bench.results import CropSizes
 from reid_trt.bench.subjects import BenchConfig
+
+
+def crop_sizes(crops: list[np.ndarray]) -> CropSizes:
+    shapes = np.array([c.shape[:2] for c in crops], dtype=np.int64).reshape(-1, 2)
+
+    def spread(values: np.ndarray) -> tuple[int, int, int]:
+        return (int(values.min()), int(np.median(values)), int(values.max())) if len(values) \
+            else (0, 0, 0)
+
+    return CropSizes(len(crops), spread(shapes[:, 0]), spread(shapes[:, 1]))
 
 
 def detector_like_crops(crops: list[np.ndarray], seed: int = 0) -> list[np.ndarray]:

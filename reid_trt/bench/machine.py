@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
-import os
 import platform
 import sys
 
 import numpy as np
 
 from reid_trt.bench.subjects import Subject
-from reid_trt.core.machine import cpu_name
+from reid_trt.core.machine import cpu_count, cpu_flags, cpu_model, machine_label
 from reid_trt.core.options import parse_device
 
 
 def machine_info(subjects: list[Subject]) -> dict:
-    info = {"cpu": cpu_name(), "cpu_count": os.cpu_count(), "os": platform.platform(),
+    # The CPU's family, model and instruction sets decide which kernels every CPU runtime runs:
+    # a figure without them cannot be compared with another machine's.
+    info = {"cpu": cpu_model(), "cpu_flags": cpu_flags(), "cpu_count": cpu_count(),
+            "machine": machine_label(), "os": platform.platform(),
             "python": platform.python_version(), "numpy": np.__version__}
     try:
         import onnxruntime

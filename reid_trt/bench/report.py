@@ -76,10 +76,17 @@ def tables(report: BenchReport) -> list[tuple[str, tuple[list[str], list[list[st
 
 def describe(report: BenchReport) -> str:
     m, st = report.machine, report.settings
-    device = m.get("gpu") or f"{m['cpu']} ({m['cpu_count']} logical CPUs)"
-    text = (f"{device}; {st.runs} timed runs per point after {st.warmup} warm-up, in "
-            f"{st.rounds} interleaved rounds; ratios against {report.reference}; parity on "
-            f"{st.crops}")
+    cpu = m.get("machine") or f"{m['cpu']} ({m['cpu_count']} logical CPUs)"  # older reports
+    device = f"{m['gpu']} on {cpu}" if m.get("gpu") else cpu
+    alone = "each subject in a process of its own, " if st.isolated else ""
+    text = (f"{device}; {st.runs} timed runs per point after {st.warmup} warm-up, {alone}in "
+            f"{st.rounds} interleaved rounds; ratios against {report.reference}; parity and "
+            f"timing on {st.crops}")
+    if st.crop_sizes is not None:
+        text += f" ({st.crop_sizes})"
+    if st.resize_ms:
+        text += ("; torchreid's resize of them, inside every e2e figure: " + ", ".join(
+            f"{ms:.2f} ms at batch {b}" for b, ms in st.resize_ms.items()))
     if st.dataset is not None:
         d = st.dataset
         text += (f"; retrieval on {d.kind} ({d.queries} queries, {d.gallery} gallery; "

@@ -9,8 +9,9 @@ from reid_trt.core.metrics import RetrievalScores
 from reid_trt.core.records import fields_jsonable
 
 # The --json layout: 2 added "schema" and typed every part (the keys stayed); 3 added the
-# retrieval protocol's name to settings.dataset.
-BENCH_SCHEMA = 3
+# retrieval protocol's name to settings.dataset; 4 the timed crops' sizes, their resize cost
+# and whether each subject was timed in a process of its own.
+BENCH_SCHEMA = 4
 
 
 @dataclass(frozen=True)
@@ -103,6 +104,21 @@ class DatasetInfo:
     protocol: str = ""  # how queries meet the gallery (bench/accuracy.py)
 
 
+@dataclass(frozen=True)
+class CropSizes:
+    """The sizes of the crops a run embedded and timed: what the resize inside every end-to-end
+    figure had to do (a tracker's boxes may be smaller or larger)."""
+
+    count: int
+    height: tuple[int, int, int]  # min, median, max pixels
+    width: tuple[int, int, int]
+
+    def __str__(self) -> str:
+        h, w = self.height, self.width
+        return (f"{self.count} crops, {h[0]}-{h[2]} px tall (median {h[1]}), {w[0]}-{w[2]} px "
+                f"wide (median {w[1]})")
+
+
 @dataclass
 class BenchSettings:
     batches: list[int]
@@ -112,6 +128,11 @@ class BenchSettings:
     crops: str  # where the parity and timing crops came from
     topk: int
     dataset: DatasetInfo | None = None
+    crop_sizes: CropSizes | None = None
+    # batch -> p50 ms of torchreid's resize of that batch's crops, timed with the subjects: the
+    # part of every end-to-end figure that is the same on every backend
+    resize_ms: dict[int, float] = field(default_factory=dict)
+    isolated: bool = False  # each subject from a file timed in a process of its own
 
 
 @dataclass

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from reid_trt.bench.accuracy import RetrievalProtocol, load_protocol, parity, retrieval
-from reid_trt.bench.crops import bench_crops
+from reid_trt.bench.crops import bench_crops, crop_sizes
 from reid_trt.bench.machine import machine_info
 from reid_trt.bench.results import BenchReport, BenchSettings, DatasetInfo, SubjectReport
 from reid_trt.bench.subjects import BenchConfig, Subject, companion_onnx, open_subjects
@@ -69,7 +69,7 @@ def measure(subjects: list[Subject], config: BenchConfig,
             step(f"retrieval accuracy: {subject.label}", 0)
             subject.retrieval = retrieval(subject.embedder, protocol)
         step(f"accuracy done: {subject.label}", 1)
-    time_subjects(subjects, crops, config, step)
+    resize_ms = time_subjects(subjects, crops, config, step)
     add_ratios(subjects, reference)
     if config.clients:
         from reid_trt.bench.load import concurrent_load
@@ -89,13 +89,16 @@ def measure(subjects: list[Subject], config: BenchConfig,
         created=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         machine=machine_info(subjects),
         settings=BenchSettings(list(config.batches), config.warmup, config.runs,
-                               min(config.rounds, config.runs), crops_note, config.topk, dataset),
+                               min(config.rounds, config.runs), crops_note, config.topk, dataset,
+                               crop_sizes(crops), resize_ms,
+                               config.isolate and any(s.spec for s in subjects)),
         reference=reference.label, subjects=[_subject_report(s) for s in subjects])
 
 
 def _subject_report(s: Subject) -> SubjectReport:
     e = s.embedder
-    memory = e.backend.device_memory_bytes() if isinstance(e.backend, Profiled) else None
+    memory = s.device_memory if s.device_memory is not None else (
+        e.backend.device_memory_bytes() if isinstance(e.backend, Profiled) else None)
     return SubjectReport(
         label=s.label, role=s.role, backend=e.backend_name, device=str(e.backend.device),
         cpu_choice=None if e.cpu_choice is None else f"runs on {e.cpu_choice}",

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from reid_trt.bench.isolated import SubjectSpec
 from reid_trt.bench.results import LatencyRow, Load, Parity
 from reid_trt.core.errors import ReidTrtError, opt
 from reid_trt.core.metrics import RetrievalScores
@@ -48,12 +49,16 @@ class BenchConfig:
     clients: int = 0  # concurrent clients per subject (0: no concurrent load)
     client_requests: int = described(20, "Calls per concurrent client.")
     client_batch: int = described(4, "Crops per concurrent call (the boxes of a frame).")
-    spin: Spin = described(
-        Spin.CALL, "When ONNX Runtime's CPU threads busy-wait: call (spin while a call runs; what "
-        "Embedder does), always (also between calls, ONNX Runtime's default) or never.")
+    isolate: bool = described(
+        True, "Time each subject in a process of its own, as trtexec does (in one process their "
+        "runtimes' threads and allocators meet: measured up to 2x off).")
+    spin: Spin | None = described(
+        None, "When ONNX Runtime's CPU threads busy-wait, for the subjects it runs: call (spin "
+        "while a call runs; Embedder's default), always (also between calls, ONNX Runtime's "
+        "default) or never.")
 
     def __post_init__(self):
-        coerce_choices(self, spin=Spin)
+        coerce_choices(self, ("spin",), spin=Spin)
         if not self.batches:
             raise ConfigError("batches", self.batches, "give at least one batch size")
         for b in self.batches:
@@ -80,6 +85,8 @@ class Subject:
     path: Path
     embedder: Embedder
     same_weights: bool | None = None  # built from the --weights file? None: unknown
+    spec: SubjectSpec | None = None  # how to open it again in a process of its own (files only)
+    device_memory: int | None = None  # as the process that timed it reports it
     # What the run measured (run.py, timing.py).
     parity: Parity | None = None
     retrieval: RetrievalScores | None = None
@@ -128,12 +135,17 @@ def open_subjects(engines: list[Path], graphs: list[Path], weights: Path | None,
     if weights is not None:
         embedder = Embedder(weights, device=config.device, variant=config.variant,
                             trust_checkpoint=config.trust_checkpoint)
-        subjects.append(Subject("pytorch fp32", "baseline", weights, embedder, True))
+        spec = SubjectSpec(str(weights), "torch", config.device, None, config.variant,
+                           config.trust_checkpoint)
+        subjects.append(Subject("pytorch fp32", "baseline", weights, embedder, True, spec))
     seen = set()
     for path, backend in runs:
         # OpenVINO runs on the CPU unless told: --device names CUDA devices, not Intel ones.
-        embedder = Embedder(path, device=None if backend == "openvino" else config.device,
-                            backend=backend, spin=config.spin)
+        # --spin reaches the graphs ONNX Runtime may run, the one runtime with that setting.
+        onnx_runtime = backend == "onnxruntime" or (backend is None and path.suffix == ".onnx")
+        device = None if backend == "openvino" else config.device
+        spin = config.spin if onnx_runtime else None
+        embedder = Embedder(path, device=device, backend=backend, spin=spin)
         run = (embedder.backend_name, str(embedder.backend.device), path.resolve())
         if run in seen:  # e.g. --embedder m.onnx where the choice is --openvino m.onnx
             embedder.close()
@@ -148,7 +160,9 @@ def open_subjects(engines: list[Path], graphs: list[Path], weights: Path | None,
         model = getattr(embedder.backend, "model_contract", embedder.contract)
         label += f" {precision}" + (" u8-in" if model.uint8_input else "")
         label += " (auto)" if embedder.cpu_choice is not None else ""
-        subjects.append(Subject(label, "subject", path, embedder, same))
+        spin = spin if embedder.backend_name == "onnxruntime" else None  # as the choice applied it
+        spec = SubjectSpec(str(path), embedder.backend_name, device, spin)
+        subjects.append(Subject(label, "subject", path, embedder, same, spec))
     for target in served:
         from reid_trt.serving.client import TritonEmbedder, parse_target
 

@@ -2,30 +2,15 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 
 import numpy as np
 
-from reid_trt.bench.alternation import QUIET_S
 from reid_trt.bench.results import Latency, LatencyRow
 from reid_trt.bench.subjects import BenchConfig, Subject
+from reid_trt.core.preprocess import resize_bgr
+from reid_trt.core.timing import interleaved, split_runs
 from reid_trt.runtime.backends.base import Backend, Profiled
-
-# QUIET_S before each subject's turn (the one quiet gap of bench/alternation.py): the previous
-# subject's worker threads (PyTorch's OpenMP pool, ONNX Runtime told to spin always) stop
-# spinning within it; without it, ONNX Runtime at batch 32 was timed 1.4x slower in a
-# four-subject run than alone in a fresh process (issue #28).
-
-
-def time_calls(fn: Callable[[], object], runs: int) -> list[float]:
-    """Seconds taken by each of `runs` calls of `fn` (fn itself waits for the device)."""
-    samples = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        fn()
-        samples.append(time.perf_counter() - start)
-    return samples
 
 
 def summarize(samples_s: list[float], batch: int) -> Latency:
@@ -55,42 +40,63 @@ def _batch_note(subject: Subject, batch: int) -> str | None:
 
 
 def time_subjects(subjects: list[Subject], crops: list[np.ndarray], config: BenchConfig,
-                  progress: Callable[[str, int], None]) -> None:
-    """Fills each subject's `latency`: end to end and compute only, per batch size."""
-    rounds = min(config.rounds, config.runs)
-    per_round = [config.runs // rounds + (r < config.runs % rounds) for r in range(rounds)]
+                  progress: Callable[[str, int], None]) -> dict[int, float]:
+    """Fills each subject's `latency`: end to end and compute only, per batch size, all subjects
+    and modes of a batch size in one interleaved loop (core/timing.py), with torchreid's resize
+    of the same crops beside them; with `config.isolate`, each subject opened from a file times
+    itself in a process of its own (bench/isolated.py). Returns batch -> p50 ms of that resize."""
+    from reid_trt.bench.isolated import SubjectProcess
+
+    per_round = split_runs(config.runs, config.rounds)
     for subject in subjects:
         subject.latency = []
-    for batch in config.batches:
-        batch_crops = [crops[i % len(crops)] for i in range(batch)]
-        calls, samples = {}, {}
-        for subject in subjects:
-            embedder = subject.embedder
-            calls[subject.label, "end_to_end"] = lambda e=embedder, c=batch_crops: e.embed(c)
-            note = _batch_note(subject, batch)
-            if note is None:
-                calls[subject.label, "compute"] = compute_call(
-                    embedder.backend, embedder.preprocess(batch_crops))
-            subject.latency.append(LatencyRow(batch, note))
-        for key, fn in calls.items():
-            progress(f"batch {batch}: warming up {key[0]}", 0)
-            time_calls(fn, config.warmup)
-            samples[key] = []
-        keys = list(calls)
-        for r, runs in enumerate(per_round):
-            # Each round in a rotated order, so no subject always follows the same neighbour.
-            for key in keys[r % len(keys):] + keys[:r % len(keys)]:
-                progress(f"batch {batch}: {key[1].replace('_', ' ')}, {key[0]}", 0)
-                fn = calls[key]
-                time.sleep(QUIET_S)  # the last subject's threads go to sleep
-                fn()  # untimed: caches and pools warm again after the other subject
-                samples[key] += time_calls(fn, runs)
-        for subject in subjects:
-            row = subject.latency[-1]
-            for mode in ("end_to_end", "compute"):
-                got = samples.get((subject.label, mode))
-                setattr(row, mode, summarize(got, batch) if got else None)
-        progress(f"batch {batch} done", 1)
+    resize_ms = {}
+    size = (subjects[0].embedder.contract.height, subjects[0].embedder.contract.width)
+    workers: dict[str, SubjectProcess] = {}
+    try:
+        if config.isolate:
+            for subject in subjects:
+                if subject.spec is not None:
+                    progress(f"starting the process that times {subject.label}", 0)
+                    workers[subject.label] = SubjectProcess(subject.spec, subject.label)
+        for batch in config.batches:
+            batch_crops = [crops[i % len(crops)] for i in range(batch)]
+            calls = {("resize", "-"): lambda c=batch_crops: resize_bgr(c, size)}
+            for subject in subjects:
+                modes = ["end_to_end"]
+                note = _batch_note(subject, batch)
+                if note is None:
+                    modes.append("compute")
+                for mode in modes:
+                    calls[subject.label, mode] = _turn(subject, workers.get(subject.label), mode,
+                                                       batch_crops)
+                subject.latency.append(LatencyRow(batch, note))
+            progress(f"batch {batch}: timing {len(calls)} subjects and modes", 0)
+            samples = interleaved(calls, per_round, warmup=config.warmup)
+            for subject in subjects:
+                row = subject.latency[-1]
+                for mode in ("end_to_end", "compute"):
+                    got = samples.get((subject.label, mode))
+                    setattr(row, mode, summarize(got, batch) if got else None)
+            resize_ms[batch] = summarize(samples["resize", "-"], batch).p50_ms
+            progress(f"batch {batch} done", 1)
+        for label, worker in workers.items():
+            next(s for s in subjects if s.label == label).device_memory = \
+                worker.device_memory_bytes()
+    finally:
+        for worker in workers.values():
+            worker.close()
+    return resize_ms
+
+
+def _turn(subject: Subject, worker, mode: str, crops: list[np.ndarray]):
+    """The subject's call in `mode`: staged in its worker process, or here."""
+    if worker is not None:
+        return worker.turn((subject.label, mode, len(crops)), mode, crops)
+    embedder = subject.embedder
+    if mode == "end_to_end":
+        return lambda: embedder.embed(crops)
+    return compute_call(embedder.backend, embedder.preprocess(crops))
 
 
 def add_ratios(subjects: list[Subject], reference: Subject) -> None:

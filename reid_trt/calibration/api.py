@@ -42,12 +42,11 @@ from reid_trt.core.defaults import MIN_CROP_HW
 from reid_trt.core.errors import ReidTrtError, opt
 from reid_trt.core.fileio import check_output, sha256_file
 from reid_trt.core.metrics import cosine_rows, evaluate, neighbour_agreement
-from reid_trt.core.onnxio import load_onnx, onnxruntime, ort_session
+from reid_trt.core.onnxio import load_onnx, ort_session
 from reid_trt.core.options import (
     CalibrationMethod,
     ConfigError,
     Precision,
-    Spin,
     bounded,
     coerce_choices,
     described,
@@ -277,7 +276,7 @@ class Scorer:
             self.groups = {(k if k in EVALUATION_SHIFTS else "query and gallery"): v
                            for k, v in self.groups.items()}
         self.x = graph_input(protocol.with_shifts(sets.judged_crops), contract)
-        source_session = ort_session(source, source="the source graph", spin=Spin.NEVER)
+        source_session = ort_session(source, source="the source graph")
         self.reference = run_chunked(source_session, self.name, self.x)
         self.fp32_retrieval = self._map(self.reference) if sets.n_query else None
         self.quick_rows = np.flatnonzero(np.arange(len(self.x)) % self.n < QUICK_CROPS)
@@ -325,7 +324,7 @@ class Scorer:
         whole domain's mean below it, the worst 1% so far below it: more rows only lower
         that). The chunks are those of every other scoring, so the rows computed are the same
         bits and a candidate that holds gets the same figures."""
-        session = ort_session(model, spin=Spin.NEVER, int8_in_float=True)
+        session = ort_session(model, int8_in_float=True)
         first = set(self.groups.get(self.last_worst, []))
         order = sorted(chunks(len(self.x)), key=lambda c: not first & set(range(c.start, c.stop)))
         got = np.zeros_like(self.reference)
@@ -345,7 +344,7 @@ class Scorer:
 
     def quick(self, model: onnx.ModelProto) -> Agreement:
         rows = self.quick_rows
-        got = run_chunked(ort_session(model, spin=Spin.NEVER, int8_in_float=True), self.name, self.x[rows])
+        got = run_chunked(ort_session(model, int8_in_float=True), self.name, self.x[rows])
         cos = cosine_rows(got, self.reference[rows])
         worst, figure = protocol.worst_domain(protocol.domain_figures(cos, self.quick_groups))
         return self._remember(Agreement(float(cos.mean()), float(cos.min()), 1.0, low_tail(cos),
@@ -354,10 +353,8 @@ class Scorer:
     def plain(self, model: onnx.ModelProto) -> Agreement:
         """The graph as written, in an ONNX Runtime session with default options: what any
         other consumer of the file computes."""
-        ort = onnxruntime()
-        session = ort.InferenceSession(model.SerializeToString(),
-                                       providers=["CPUExecutionProvider"])
-        return self.agreement(run_chunked(session, self.name, self.x))
+        return self.agreement(run_chunked(ort_session(model, as_any_consumer=True), self.name,
+                                          self.x))
 
 
 def _equalized(source: onnx.ModelProto, batches: list[np.ndarray], score: Scorer):
@@ -365,7 +362,7 @@ def _equalized(source: onnx.ModelProto, batches: list[np.ndarray], score: Scorer
     (it never should: the check guards the pass, not the data)."""
     graph, pairs = equalize(source, batches)
     reference = score.reference[:score.n]
-    session = ort_session(graph, source="the equalised graph", spin=Spin.NEVER)
+    session = ort_session(graph, source="the equalised graph")
     got = run_chunked(session, score.name, score.x[:score.n])
     worst = float(cosine_rows(got, reference).min())
     used = worst >= EQUALIZED_MIN_COSINE

@@ -24,7 +24,6 @@ from onnx import helper, numpy_helper
 from reid_trt.calibration.placement import dq_sources, int8_layers, residual_adds
 from reid_trt.calibration.quantize import Quantizer
 from reid_trt.core.onnxio import ort_session
-from reid_trt.core.options import Spin
 
 
 @dataclass(frozen=True)
@@ -134,7 +133,7 @@ def layer_stats(source: onnx.ModelProto, quantized: onnx.ModelProto, layers: lis
     """Per INT8 layer: its output's mean shift per channel and its noise, each layer fed its own
     FP32 input (one pass of a probe graph over the calibration batches)."""
     probe, outputs = _probe(source, quantized, layers)
-    session = ort_session(probe, source="the bias-correction probe", spin=Spin.NEVER,
+    session = ort_session(probe, source="the bias-correction probe",
                           int8_in_float=True)
     feed = source.graph.input[0].name
     sums: dict[str, list] = {}

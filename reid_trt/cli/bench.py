@@ -31,7 +31,7 @@ flag_of = flag_namer(BENCH_FLAGS)
 # The options of BenchConfig that map one to one (groups.py); the rest are parsed here.
 BENCH = Group("config", BenchConfig, ("runs", "warmup", "rounds", "device", "num_crops", "topk",
                                       "max_queries", "client_requests", "client_batch",
-                                      "companion_onnx", "spin"), text=("spin",))
+                                      "companion_onnx", "isolate", "spin"), text=("spin",))
 
 
 @app.command()

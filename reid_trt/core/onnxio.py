@@ -9,7 +9,7 @@ from pathlib import Path
 import onnx
 
 from reid_trt.core.errors import MissingDependencyError, ReidTrtError, opt
-from reid_trt.core.options import Spin
+from reid_trt.core.threads import OFFLINE, ThreadSettings
 
 # The first opset whose QuantizeLinear/DequantizeLinear take FP16 inputs and scales.
 QDQ_FP16_OPSET = 19
@@ -77,34 +77,33 @@ def onnxruntime(purpose: str = "running .onnx models"):
 
 
 def ort_session(model: onnx.ModelProto | Path | str, cuda_device: int | None = None,
-                source: str = "graph", spin: Spin = Spin.CALL, int8_in_float: bool = False):
-    """An InferenceSession for `model` (a graph or its path): on CUDA device `cuda_device` when
-    given (the caller has checked the provider exists), else the CPU; with the passes that
-    miscompute the graph turned off. `spin` (core/options.Spin): CALL for the runtime, NEVER for
-    offline work (calibration, verification), whose worker threads then sleep at every wait and
-    leave the cores to whatever runs beside them: two INT8 scorings side by side on 2 cores ran
-    313 images/s together against 247 spinning (one alone: 293 against 303). `int8_in_float`:
-    Q/DQ pairs computed as written (quantize, dequantize, float op) instead of fused into ONNX
+                source: str = "graph", threads: ThreadSettings = OFFLINE,
+                int8_in_float: bool = False, as_any_consumer: bool = False):
+    """The package's one InferenceSession factory: for `model` (a graph or its path), on CUDA
+    device `cuda_device` when given (the caller has checked the provider exists), else the CPU;
+    with the passes that miscompute the graph turned off. `threads` (core/threads.py): OFFLINE
+    unless the caller runs a model for an app (Embedder passes RUNTIME). `int8_in_float`: Q/DQ
+    pairs computed as written (quantize, dequantize, float op) instead of fused into ONNX
     Runtime's integer kernels, whose AVX2 path without VNNI saturates 16-bit sums: what
-    calibration judges is then what TensorRT computes, the same on every x86 CPU."""
+    calibration judges is then what TensorRT computes, the same on every x86 CPU.
+    `as_any_consumer`: ONNX Runtime's default graph passes, none turned off: what any other
+    consumer of the file computes."""
     ort = onnxruntime()
     if not isinstance(model, onnx.ModelProto):
         source = str(model)
         model = load_onnx(model)
     options = ort.SessionOptions()
     options.log_severity_level = 3
-    if spin == Spin.NEVER:
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    elif spin == Spin.CALL:  # spinning inside a run (cheap waits between kernels), none after
-        options.add_session_config_entry("session.force_spinning_stop", "1")
+    threads.ort_options(options)
     if int8_in_float:
         options.add_session_config_entry("session.disable_quant_qdq", "1")
     providers: list = ["CPUExecutionProvider"]
     if cuda_device is not None:
         providers.insert(0, ("CUDAExecutionProvider", {"device_id": cuda_device}))
+    disabled = [] if as_any_consumer else ort_disabled_optimizers(model)
     try:
         return ort.InferenceSession(model.SerializeToString(), options, providers=providers,
-                                    disabled_optimizers=ort_disabled_optimizers(model))
+                                    disabled_optimizers=disabled)
     except Exception as e:  # ORT's Fail/InvalidGraph/NotImplemented: all mean "bad graph"
         reason = str(e).splitlines()[0][:200]
         raise ReidTrtError(f"ONNX Runtime cannot load {source}: {reason}; re-export it with "
@@ -124,4 +123,4 @@ def probe_session(model: onnx.ModelProto, tensors: list[str]):
     for name in tensors:
         probe.graph.output.append(onnx.helper.make_tensor_value_info(
             name, onnx.TensorProto.FLOAT, None))
-    return ort_session(probe, source="the graph probed for activations", spin=Spin.NEVER)
+    return ort_session(probe, source="the graph probed for activations")

@@ -10,6 +10,7 @@ from pathlib import Path
 from reid_trt.core.contract import METADATA_PREFIX, Contract, check_io
 from reid_trt.core.errors import MissingDependencyError, ReidTrtError
 from reid_trt.core.options import ConfigError
+from reid_trt.core.threads import ThreadSettings
 
 RT_INFO_KEY = "reid_trt"  # rt_info section: reid_trt/<contract field> = JSON value
 _DEVICE = re.compile(r"^(cpu|gpu|npu|auto)(?:[.:](\d{1,2}))?$")
@@ -33,6 +34,20 @@ def ov_device(value: str | None, field: str = "device") -> str:
         raise ConfigError(field, value, "OpenVINO runs on 'cpu', 'gpu', 'gpu:N', 'npu' or 'auto'")
     name = found.group(1).upper()
     return f"{name}.{found.group(2)}" if found.group(2) is not None else name
+
+
+def compile_for(core, model, target: str, threads: ThreadSettings, config: dict | None = None,
+                source: str = "the model"):
+    """The package's one OpenVINO compile: `model` (an ov.Model) for device `target` with the
+    thread settings (core/threads.py) on top of `config`; a device that cannot take it is a
+    one-line error naming the devices there are."""
+    try:
+        return core.compile_model(model, target, {**(config or {}),
+                                                  **threads.openvino_config(target)})
+    except RuntimeError as e:
+        reason = " ".join(str(e).split())[:200]
+        raise ReidTrtError(f"OpenVINO cannot compile {source} for {target} ({reason}); "
+                           f"available here: {', '.join(core.available_devices)}") from None
 
 
 def write_contract(model, contract: Contract) -> None:

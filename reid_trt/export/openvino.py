@@ -17,8 +17,9 @@ from reid_trt.core.fileio import check_output, file_mode, replace_together
 from reid_trt.core.machine import int8_kernels_unsafe
 from reid_trt.core.metrics import cosine_rows
 from reid_trt.core.onnxio import load_onnx, ort_session
-from reid_trt.core.openvino_ir import openvino, write_contract
+from reid_trt.core.openvino_ir import compile_for, openvino, write_contract
 from reid_trt.core.preprocess import graph_input
+from reid_trt.core.threads import OFFLINE
 from reid_trt.data.synthetic import person_like_crops
 from reid_trt.export.verify import ParityReport
 
@@ -57,7 +58,7 @@ def export_openvino(onnx_path: Path, xml: Path | None = None) -> OpenVINOResult:
     session = ort_session(graph, source=str(onnx_path), int8_in_float=as_written)
     want = session.run(None, {graph.graph.input[0].name: x})[0]
     config = {"INFERENCE_PRECISION_HINT": "f32", **(NO_INT8_KERNELS if as_written else {})}
-    compiled = ov.Core().compile_model(model, "CPU", config)
+    compiled = compile_for(ov.Core(), model, "CPU", OFFLINE, config, onnx_path.name)
     got = compiled.create_infer_request().infer({0: x})[compiled.outputs[0]]
     cos = cosine_rows(np.asarray(got, np.float32), want.astype(np.float32))
     parity = ParityReport(len(crops), float(np.abs(got - want).max()), float(cos.min()),

@@ -14,7 +14,6 @@ from reid_trt.core.contract import Contract
 from reid_trt.core.errors import VerificationError, opt
 from reid_trt.core.metrics import cosine_rows
 from reid_trt.core.onnxio import ort_session
-from reid_trt.core.options import Spin
 from reid_trt.core.preprocess import graph_input, preprocess_numpy
 from reid_trt.data.synthetic import person_like_crops
 
@@ -68,7 +67,7 @@ def verify_against_torch(onnx_model: onnx.ModelProto | str, torch_model, contrac
     if crops is None:
         crops = person_like_crops(defaults.VERIFY_CROPS, contract.height, contract.width,
                                   seed=defaults.VERIFY_SEED)
-    session = ort_session(onnx_model, source="the exported graph", spin=Spin.NEVER)
+    session = ort_session(onnx_model, source="the exported graph")
     dim = session.get_inputs()[0].shape[0]
     got = run_onnx(session, graph_input(crops, contract), dim if isinstance(dim, int) else None)
     want = torch_embeddings(torch_model, crops, contract)
@@ -92,8 +91,8 @@ def graph_parity(reference: onnx.ModelProto, candidate: onnx.ModelProto, contrac
                                   seed=defaults.VERIFY_SEED)
     x = graph_input(crops, contract)
     dim = reference.graph.input[0].type.tensor_type.shape.dim[0].dim_value or None
-    want = run_onnx(ort_session(reference, source=names[0], spin=Spin.NEVER), x, dim)
-    got = run_onnx(ort_session(candidate, source=names[1], spin=Spin.NEVER), x, dim)
+    want = run_onnx(ort_session(reference, source=names[0]), x, dim)
+    got = run_onnx(ort_session(candidate, source=names[1]), x, dim)
     cos = cosine_rows(got, want)
     return ParityReport(len(crops), float(np.abs(got.astype(np.float64) - want).max()),
                         float(cos.min()), float(cos.mean()), tolerance)

@@ -31,10 +31,12 @@ import numpy as np
 
 from reid_trt.core.errors import ReidTrtError
 from reid_trt.core.fileio import cache_dir, write_bytes_atomic
-from reid_trt.core.machine import cpu_count, cpu_name
+from reid_trt.core.machine import machine_label
 from reid_trt.core.onnxio import load_onnx
 from reid_trt.core.options import Spin
 from reid_trt.core.preprocess import graph_input
+from reid_trt.core.threads import RUNTIME, ThreadSettings, for_backend
+from reid_trt.core.timing import interleaved
 
 log = logging.getLogger("reid_trt")
 
@@ -42,15 +44,13 @@ BACKEND_ENV = "REID_TRT_CPU_BACKEND"
 CANDIDATES = ("onnxruntime", "openvino")
 PROBE_BATCHES = (1, 32)
 PROBE_ROUNDS = 3  # interleaved, so a burst of other load hits both backends alike
-# Before each backend's turn: long enough for the other runtime's threads to stop spinning and
-# sleep (ONNX Runtime stops when its call returns; PyTorch's OpenMP pool within about 10 ms).
-QUIET_S = 0.02
 # Within this factor ONNX Runtime keeps the default: a probe cannot rank closer than that on a
 # shared machine, and ONNX Runtime is the reference the exported graph was verified with.
 TIE = 1.05
 # 2: probes that rotate and wait out the other runtime's threads (1 timed through their spinning);
 # 3: no INT8 graph on OpenVINO where its CPU INT8 kernels are wrong (core/machine.py)
-RECORD_VERSION = 3
+# 4: keyed by the CPU's family, model and instruction sets and every thread setting
+RECORD_VERSION = 4
 
 
 @dataclass
@@ -83,10 +83,11 @@ def installed() -> list[str]:
 
 
 def machine_key() -> str:
-    """What the ranking depends on besides the graph: the CPU, the cores this process may use, and
-    the versions of both runtimes (a new release can reorder them)."""
-    parts = [cpu_name(), str(cpu_count()), *(f"{d}={_version(d)}" for d in ("onnxruntime",
-                                                                             "openvino"))]
+    """What the ranking depends on besides the graph: the CPU (name, family and model, and the
+    instruction sets the kernels pick by, so a record from another CPU sold under the same name
+    is never reused), the cores this process may use, and the versions of both runtimes (a new
+    release can reorder them)."""
+    parts = [machine_label(), *(f"{d}={_version(d)}" for d in ("onnxruntime", "openvino"))]
     return " | ".join(parts)
 
 
@@ -136,15 +137,15 @@ def _remember(key: str, choice: CpuChoice) -> None:
         log.warning("reid-trt: cannot record the CPU backend choice in %s (%s)", path, e.strerror)
 
 
-def _open(name: str, path: Path, model, spin: Spin = Spin.CALL):
+def _open(name: str, path: Path, model, threads: ThreadSettings = RUNTIME):
     if name == "openvino":
         from reid_trt.runtime.backends.openvino import OpenVINOBackend
 
-        return OpenVINOBackend(path, "cpu", graph=model)
+        return OpenVINOBackend(path, "cpu", graph=model, threads=threads)
     from reid_trt.core.options import Device
     from reid_trt.runtime.backends.onnxruntime import OnnxRuntimeBackend
 
-    return OnnxRuntimeBackend(path, Device("cpu"), graph=model, spin=spin)
+    return OnnxRuntimeBackend(path, Device("cpu"), graph=model, threads=threads)
 
 
 def probe_crops(n: int) -> list[np.ndarray]:
@@ -154,36 +155,23 @@ def probe_crops(n: int) -> list[np.ndarray]:
 
 
 def time_backends(backends: dict, batches=PROBE_BATCHES, rounds: int = PROBE_ROUNDS) -> dict:
-    """backend name -> batch -> median ms of one end-to-end call (preprocess + run), after one
-    warm-up call each. The backends take turns, round by round, in an order rotated every round
-    (none always follows the same neighbour), each turn after a quiet gap and an untimed call, so
-    no backend is timed while the other's threads still hold the cores. A graph with a static
-    batch is timed at that batch alone."""
+    """backend name -> batch -> median ms of one end-to-end call (preprocess + run), in the one
+    timing loop (core/timing.interleaved: turns in rotated order, each after a quiet gap and an
+    untimed call, so no backend is timed while the other's threads still hold the cores). A graph
+    with a static batch is timed at that batch alone."""
     limits = next(iter(backends.values())).limits  # one graph: the same for every backend
     batches = [b for b in batches if limits.fits(b)] or [limits.static or limits.min]
     crops = probe_crops(max(batches))
-    times = {name: {b: [] for b in batches} for name in backends}
-
-    def call(backend, b):
-        start = time.perf_counter()
-        backend.run(graph_input(crops[:b], backend.contract))
-        return time.perf_counter() - start
-
-    for backend in backends.values():
-        for b in batches:
-            call(backend, b)  # warm-up: first-call allocations and lazy kernel choice
-    names = list(backends)
-    for r in range(rounds):
-        for name in names[r % len(names):] + names[:r % len(names)]:
-            backend = backends[name]
-            for b in batches:
-                time.sleep(QUIET_S)
-                call(backend, b)
-                # small batches are quick and noisier: more calls per round (at least two, so
-                # a large batch has six samples, not three)
-                times[name][b] += [call(backend, b) for _ in range(max(2, 8 // b))]
-    return {name: {str(b): round(1e3 * statistics.median(ts), 3) for b, ts in per.items()}
-            for name, per in times.items()}
+    ms = {name: {} for name in backends}
+    for b in batches:
+        calls = {name: lambda backend=backend, batch=crops[:b]: backend.run(
+            graph_input(batch, backend.contract)) for name, backend in backends.items()}
+        # small batches are quick and noisier: more calls per round (at least two, so a large
+        # batch has six samples, not three)
+        samples = interleaved(calls, [max(2, 8 // b)] * rounds)
+        for name, seconds in samples.items():
+            ms[name][str(b)] = round(1e3 * statistics.median(seconds), 3)
+    return ms
 
 
 def rank(ms: dict[str, dict[str, float]]) -> str:
@@ -205,12 +193,13 @@ def _describe(winner: str, ms: dict) -> str:
         return "measured alone"
     batches = ", ".join(f"{ms[winner][b]:.1f} vs {ms[other][b]:.1f} ms at batch {b}"
                         for b in ms[winner])
-    return f"measured here: {batches} against {other}, end to end on {cpu_name()}, {cpu_count()} CPUs"
+    return f"measured here: {batches} against {other}, end to end on {machine_label()}"
 
 
-def choose_cpu_backend(path: Path, spin: Spin = Spin.CALL):
-    """(backend opened on the CPU for the graph at `path`, CpuChoice); ONNX Runtime's threads
-    wait as `spin` says, in the probe as after it."""
+def choose_cpu_backend(path: Path, spin: Spin | None = None, threads: int | None = None):
+    """(backend opened on the CPU for the graph at `path`, CpuChoice). `spin` and `threads`
+    (core/threads.for_backend) hold in the probe as after it; with `spin` given, ONNX Runtime
+    runs it, the one backend with that setting."""
     forced = os.environ.get(BACKEND_ENV, "").strip().lower()
     have = installed()
     if forced and forced != "auto":
@@ -220,24 +209,29 @@ def choose_cpu_backend(path: Path, spin: Spin = Spin.CALL):
         if forced not in have:
             raise ReidTrtError(f"{BACKEND_ENV}={forced}, but {forced} is not installed; pip install "
                                f"{forced}, or unset {BACKEND_ENV}")
-        return _open(forced, path, None, spin), CpuChoice(forced, f"{BACKEND_ENV}={forced}")
+        return (_open(forced, path, None, for_backend(forced, spin, threads)),
+                CpuChoice(forced, f"{BACKEND_ENV}={forced}"))
     if not have:
         raise ReidTrtError(f"{path.name}: no ONNX runtime installed; pip install onnxruntime "
                            "(or openvino)")
+    if spin is not None and "onnxruntime" in have:
+        return (_open("onnxruntime", path, None, for_backend("onnxruntime", spin, threads)),
+                CpuChoice("onnxruntime", f"spin={spin} is an ONNX Runtime setting"))
+    settings = {name: for_backend(name, spin, threads) for name in have}
     if len(have) == 1:
         name = have[0]
         missing = next(n for n in CANDIDATES if n != name)
-        return _open(name, path, None, spin), CpuChoice(name, f"{missing} is not installed")
+        return _open(name, path, None, settings[name]), CpuChoice(name, f"{missing} is not installed")
     model = load_onnx(path, "model")
-    key = f"{machine_key()} | {structure_key(model)} | spin={spin}"
+    key = f"{machine_key()} | {structure_key(model)} | {settings['onnxruntime'].key()}"
     entry = _read_record(record_path())["choices"].get(key)
     if entry and entry.get("backend") in have:
         choice = CpuChoice(entry["backend"], str(entry.get("reason", "")), entry.get("ms", {}),
                            str(entry.get("measured", "")), cached=True)
-        return _open(choice.backend, path, model, spin), choice
-    backends = {"onnxruntime": _open("onnxruntime", path, model, spin)}
+        return _open(choice.backend, path, model, settings[choice.backend]), choice
+    backends = {"onnxruntime": _open("onnxruntime", path, model, settings["onnxruntime"])}
     try:
-        backends["openvino"] = _open("openvino", path, model)
+        backends["openvino"] = _open("openvino", path, model, settings["openvino"])
     except (ReidTrtError, RuntimeError) as e:  # a graph OpenVINO cannot compile runs on ORT
         choice = CpuChoice("onnxruntime", f"openvino cannot run it: {e}", measured=_now())
         _remember(key, choice)

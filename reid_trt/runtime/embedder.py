@@ -25,6 +25,7 @@ from reid_trt.core.options import (
     parse_device,
 )
 from reid_trt.core.preprocess import as_bgr, graph_input
+from reid_trt.core.threads import for_backend
 from reid_trt.runtime.backends.base import Backend
 
 if TYPE_CHECKING:
@@ -39,13 +40,15 @@ def default_device() -> Device:
 
 def open_backend(path: Path, device: str | Device | None = None, variant: str = "auto",
                  trust_checkpoint: bool = False, backend: str | None = None,
-                 spin: str | Spin = Spin.CALL) -> tuple[Backend, CpuChoice | None]:
+                 spin: str | Spin | None = None, threads: int | None = None
+                 ) -> tuple[Backend, CpuChoice | None]:
     """The backend for a model file, and the CpuChoice where one was made: `backend` if given,
     else by the file's suffix; an .onnx on the CPU runs on whichever of ONNX Runtime and OpenVINO
-    is faster here (runtime/cpu_choice.py). device None: cuda:0 if present (OpenVINO: the CPU)."""
+    is faster here (runtime/cpu_choice.py; with `spin` given, ONNX Runtime: only it has that
+    setting). device None: cuda:0 if present (OpenVINO: the CPU)."""
     suffix = path.suffix.lower()
     backend = None if backend is None else choice(BackendName, backend, "backend")
-    spin = choice(Spin, spin, "spin")
+    spin = None if spin is None else choice(Spin, spin, "spin")
     if path.is_dir():
         raise ReidTrtError(f"{path} is a directory; pass an engine (.plan), a graph (.onnx) or a "
                            "checkpoint (.pth)")
@@ -58,7 +61,9 @@ def open_backend(path: Path, device: str | Device | None = None, variant: str = 
                                "from 'reid-export openvino'")
         from reid_trt.runtime.backends.openvino import OpenVINOBackend
 
-        return OpenVINOBackend(path, None if device is None else str(device)), None
+        settings = for_backend(BackendName.OPENVINO, spin, threads)
+        return OpenVINOBackend(path, None if device is None else str(device),
+                               threads=settings), None
     wanted = {BackendName.TENSORRT: ENGINE_SUFFIXES, BackendName.ONNXRUNTIME: (".onnx",),
               BackendName.TORCH: TORCH_SUFFIXES}
     if backend is not None and suffix not in wanted[backend]:
@@ -69,18 +74,21 @@ def open_backend(path: Path, device: str | Device | None = None, variant: str = 
     if suffix in ENGINE_SUFFIXES:
         from reid_trt.runtime.backends.tensorrt import TensorRTBackend
 
+        for_backend(BackendName.TENSORRT, spin, threads)
         return TensorRTBackend(path, device), None
     if suffix == ".onnx" and backend is None and not device.is_cuda:
         from reid_trt.runtime.cpu_choice import choose_cpu_backend
 
-        return choose_cpu_backend(path, spin)
+        return choose_cpu_backend(path, spin, threads)
     if suffix == ".onnx":
         from reid_trt.runtime.backends.onnxruntime import OnnxRuntimeBackend
 
-        return OnnxRuntimeBackend(path, device, device_chosen=chosen, spin=spin), None
+        settings = for_backend(BackendName.ONNXRUNTIME, spin, threads)
+        return OnnxRuntimeBackend(path, device, device_chosen=chosen, threads=settings), None
     if suffix in TORCH_SUFFIXES:
         from reid_trt.runtime.backends.torch import TorchBackend
 
+        for_backend(BackendName.TORCH, spin, threads)
         return TorchBackend(path, device, variant, trust_checkpoint), None
     raise ReidTrtError(f"{path}: unknown model type '{suffix}'; pass .plan/.engine, .onnx, .xml "
                        "or .pth")
@@ -106,10 +114,14 @@ class Embedder:
             (.plan/.engine TensorRT, .xml OpenVINO, .pth PyTorch; .onnx: ONNX Runtime on a CUDA
             device, on the CPU whichever of ONNX Runtime and OpenVINO is faster on this machine,
             measured on first load and remembered; `cpu_choice` says which and why).
-        spin: when ONNX Runtime's CPU threads busy-wait: "call" (default) spins only while a
+        spin: when ONNX Runtime's CPU threads busy-wait: "call" (the default) spins only while a
             call runs, so a detector running between re-ID calls gets the cores; "always"
             (ONNX Runtime's own default) also between calls, for a machine that runs nothing
-            else; "never" sleeps at every wait (core/options.Spin has the measurements).
+            else; "never" sleeps at every wait (core/options.Spin has the measurements). Only
+            ONNX Runtime has this setting: given for another backend it is refused, and an
+            .onnx on the CPU then runs on ONNX Runtime.
+        threads: CPU worker threads per call for ONNX Runtime or OpenVINO (default: one per
+            core this process may use); refused for TensorRT and PyTorch.
 
     Thread safety: `embed` may be called from several threads at once; ONNX Runtime and PyTorch
     run concurrently, the TensorRT backend serialises calls on its one execution context.
@@ -120,12 +132,13 @@ class Embedder:
 
     def __init__(self, path: str | Path, *, device: str | None = None, max_batch: int | None = None,
                  normalize: bool = True, variant: str = "auto", trust_checkpoint: bool = False,
-                 backend: str | None = None, spin: str = "call"):
+                 backend: str | None = None, spin: str | None = None,
+                 threads: int | None = None):
         if max_batch is not None:
             batch_size(max_batch, "max_batch")
         self.path = Path(path)
         opened, self.cpu_choice = open_backend(self.path, device, variant, trust_checkpoint, backend,
-                                               spin)
+                                               spin, threads)
         self._attach(opened, max_batch, normalize)
 
     @classmethod

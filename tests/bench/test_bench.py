@@ -48,8 +48,20 @@ def test_json_report(cli_run, weights):
     result, out = cli_run
     report = json.loads((out / "r.json").read_text())
     assert report["tool"] == "reid-bench" and report["settings"]["batches"] == [1, 4]
-    assert report["schema"] == 3
+    assert report["schema"] == 4
     assert report["machine"]["cpu_count"] >= 1 and report["machine"]["torch"].startswith("2.")
+    # Every figure names its machine: the CPU with family and model, and the kernel flags.
+    from reid_trt.core.machine import cpu_flags, cpu_model
+
+    assert report["machine"]["cpu"] == cpu_model() and report["machine"]["cpu_flags"] == cpu_flags()
+    assert report["machine"]["machine"].startswith(cpu_model())
+    # The crops it timed, their sizes, and what resizing them costs (the 9 Market-1501 crops are
+    # all 128x64).
+    sizes = report["settings"]["crop_sizes"]
+    assert sizes == {"count": 9, "height": [128, 128, 128], "width": [64, 64, 64]}
+    assert report["settings"]["isolated"] is True  # each subject timed in its own process
+    resize = report["settings"]["resize_ms"]
+    assert set(resize) == {"1", "4"} and 0 < resize["1"] < resize["4"]
     labels = [s["label"] for s in report["subjects"]]
     assert labels == ["pytorch fp32", "ort fp32", "ort fp16"]
     assert report["reference"] == "pytorch fp32"
@@ -80,6 +92,8 @@ def test_terminal_markdown_and_plot(cli_run):
     assert "ort fp16" in result.output and "wrote" in result.output
     md = (out / "r.md").read_text().splitlines()
     assert md[0].startswith("reid-bench ") and "ratios against pytorch fp32" in md[0]
+    assert "9 crops, 128-128 px tall (median 128), 64-64 px wide" in md[0]
+    assert "torchreid's resize of them, inside every e2e figure:" in md[0]
     rows = [line for line in md if line.startswith("| ort fp32 | ")]
     assert len(rows) == 1 + 2  # one accuracy row, one latency row per batch size
     png = (out / "r.png").read_bytes()

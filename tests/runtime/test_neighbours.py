@@ -57,6 +57,7 @@ def probe(graph: str, backend: str, spin: str, data: str, within: float | None) 
                          max_frames=1)
     crops, neighbour = crops[:24], detector()
     best = None
+    spin = spin if backend == "onnxruntime" else None  # the one backend with that setting
     with Embedder(graph, device="cpu", backend=backend, spin=spin) as embedder:
         for _ in range(ATTEMPTS):
             got = alternate(lambda: embedder.embed(crops), neighbour, calls=4, rounds=4)
@@ -130,6 +131,7 @@ def test_spin_reaches_onnx_runtime(graphs):
 def test_the_cpu_probe_rotates_its_order_and_waits_out_the_other_runtime(monkeypatch):
     """runtime/cpu_choice.time_backends: each round in a rotated order, each turn after a quiet
     gap, so neither backend is always timed right after the other's threads."""
+    from reid_trt.core import timing
     from reid_trt.core.batching import BatchLimits
     from reid_trt.core.contract import Contract
     from reid_trt.runtime import cpu_choice
@@ -145,16 +147,16 @@ def test_the_cpu_probe_rotates_its_order_and_waits_out_the_other_runtime(monkeyp
         def run(self, batch):
             events.append(self.name)
 
-    monkeypatch.setattr(cpu_choice.time, "sleep", lambda s: events.append(f"quiet {s}"))
+    monkeypatch.setattr(timing.time, "sleep", lambda s: events.append(f"quiet {s}"))
     ms = cpu_choice.time_backends({"a": Recorder("a"), "b": Recorder("b")}, batches=(32,),
                                   rounds=3)
     assert set(ms) == {"a", "b"} and all(v["32"] > 0 for v in ms.values())
     turns = [e for e in events if e.startswith("quiet")]
-    assert len(turns) == 6 and set(turns) == {f"quiet {cpu_choice.QUIET_S}"}
+    assert len(turns) == 6 and set(turns) == {f"quiet {timing.QUIET_S}"}
     firsts = [events[i + 1] for i, e in enumerate(events) if e.startswith("quiet")]
     assert firsts == ["a", "b", "b", "a", "a", "b"]  # rounds rotate: ab, ba, ab
     # each turn: the quiet gap, one untimed call, two timed ones (at least two per round)
-    assert events[2:] == [x for first in firsts for x in (f"quiet {cpu_choice.QUIET_S}",
+    assert events[2:] == [x for first in firsts for x in (f"quiet {timing.QUIET_S}",
                                                            first, first, first)]
 
 

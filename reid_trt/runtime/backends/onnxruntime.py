@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +12,9 @@ from reid_trt.core.contract import contract_of
 from reid_trt.core.errors import ReidTrtError
 from reid_trt.core.machine import int8_kernels_unsafe
 from reid_trt.core.onnxio import has_cuda_provider, load_onnx, ort_session
-from reid_trt.core.options import Device, Spin
+from reid_trt.core.options import Device, InputFormat
+from reid_trt.core.threads import RUNTIME, ThreadSettings
+from reid_trt.core.uint8_input import with_uint8_bgr_input
 
 
 class OnnxRuntimeBackend:
@@ -19,13 +22,13 @@ class OnnxRuntimeBackend:
     accepts_device_tensors = False
 
     def __init__(self, path: Path, device: Device, device_chosen: bool = True, graph=None,
-                 spin: Spin = Spin.CALL):
+                 threads: ThreadSettings = RUNTIME):
         """`device_chosen`: the caller asked for `device` (a CUDA device without ONNX Runtime's
         CUDA provider is then an error, not a silent fallback to the CPU). `graph`: the .onnx at
-        `path`, where the caller has loaded it already. `spin`: when the CPU worker threads
-        busy-wait (core/options.Spin)."""
+        `path`, where the caller has loaded it already. `threads`: how the CPU worker threads
+        wait and how many there are (core/threads.py)."""
         model = load_onnx(path, "model") if graph is None else graph
-        self.contract = contract_of(model, str(path))
+        self.model_contract = self.contract = contract_of(model, str(path))
         cuda = device.is_cuda and has_cuda_provider()
         if device.is_cuda and not cuda and device_chosen:
             raise ReidTrtError(f"device '{device}': this onnxruntime has no CUDA provider; "
@@ -35,7 +38,14 @@ class OnnxRuntimeBackend:
         # INT8 on an x86 CPU without VNNI/AMX: ONNX Runtime's fused integer kernels saturate
         # there, so the Q/DQ pairs run as written, in float (what TensorRT computes).
         exact = not cuda and self.contract.precision == "int8" and int8_kernels_unsafe()
-        self.session = ort_session(model, device.index if cuda else None, str(path), spin,
+        # On the CPU, an FP32 graph takes the resized uint8 batch and normalises in its own
+        # threads (core/uint8_input.py), as the OpenVINO backend does; `contract` then says so,
+        # and the file's own contract is `model_contract`.
+        takes_uint8 = None if cuda else with_uint8_bgr_input(model, self.contract)
+        if takes_uint8 is not None:
+            model = takes_uint8
+            self.contract = replace(self.contract, input_format=InputFormat.UINT8_BGR)
+        self.session = ort_session(model, device.index if cuda else None, str(path), threads,
                                    int8_in_float=exact)
         self.input = self.session.get_inputs()[0]
         batch = self.input.shape[0]

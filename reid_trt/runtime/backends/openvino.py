@@ -14,8 +14,9 @@ from reid_trt.core.contract import contract_of
 from reid_trt.core.errors import ReidTrtError
 from reid_trt.core.machine import cpu_name, int8_kernels_unsafe
 from reid_trt.core.onnxio import load_onnx
-from reid_trt.core.openvino_ir import ir_files, openvino, ov_device, read_contract
+from reid_trt.core.openvino_ir import compile_for, ir_files, openvino, ov_device, read_contract
 from reid_trt.core.options import InputFormat
+from reid_trt.core.threads import RUNTIME, ThreadSettings
 
 
 class OpenVINOBackend:
@@ -23,12 +24,14 @@ class OpenVINOBackend:
     accepts_device_tensors = False
 
     def __init__(self, path: Path, device: str | None = None, preprocess_in_model: bool = True,
-                 graph=None):
+                 graph=None, threads: ThreadSettings = RUNTIME):
         """`device`: cpu, gpu, gpu:N, npu or auto (default cpu). `preprocess_in_model`: a graph
         that takes normalised float NCHW RGB is compiled to take the resized uint8 BGR NHWC
         batch instead (see _with_preprocessing); `contract` then says so, and the model's own
         contract is `model_contract`. `graph`: the .onnx at `path`, where the caller has loaded
-        it already (its contract is read from it)."""
+        it already (its contract is read from it). `threads`: its worker threads (core/threads.py;
+        OpenVINO has no spin setting: a ThreadSettings whose spin differs from RUNTIME's is
+        refused by Embedder before it gets here)."""
         ov = openvino()
         target = ov_device(device)
         core = ov.Core()
@@ -60,18 +63,9 @@ class OpenVINOBackend:
         # bf16 on CPUs that have it (min cosine 0.9988 to FP32 measured on an EPYC), its GPU
         # plugin in f16.
         hint = "f16" if self.model_contract.precision == "fp16" and target != "CPU" else "f32"
-        config = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": hint}
-        if target == "CPU":
-            # Unpinned threads: on a 2-core EPYC, batch 32 ran 7% faster alone (86 against 92 ms)
-            # and as fast beside a detector; pinned ones wait for their core while a neighbour
-            # holds it (benchmarks/stage_alternation.py).
-            config["ENABLE_CPU_PINNING"] = False
-        try:
-            self.compiled = core.compile_model(model, target, config)
-        except RuntimeError as e:
-            reason = " ".join(str(e).split())[:200]
-            raise ReidTrtError(f"OpenVINO cannot compile {path.name} for {target} ({reason}); "
-                               f"available here: {', '.join(core.available_devices)}") from None
+        self.compiled = compile_for(core, model, target, threads,
+                                    {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": hint},
+                                    path.name)
         self.device = f"openvino:{target}"
         # An infer request serves one call at a time: a pool of them serves concurrent callers.
         count = max(1, int(self.compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS")))

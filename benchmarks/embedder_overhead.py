@@ -1,0 +1,134 @@
+"""What Embedder costs on top of its runtime's own compute (issue #37): Embedder end to end on real
+detector boxes against a plain ONNX Runtime session and a plain OpenVINO compile of the same
+graph fed the batch already preprocessed, all in one process, in core/timing's interleaved loop.
+
+Subjects per batch size (1 and 32 real MOT17-04 boxes, the real osnet_x0_25 MSMT17 graph, FP32):
+- ort plain: `onnxruntime.InferenceSession(graph)` with ONNX Runtime's defaults, on the
+  normalised float batch.
+- Embedder ort: `Embedder(graph, backend="onnxruntime").embed(crops)`, resize included.
+- openvino plain: `ov.Core().compile_model(graph, "CPU", same hints as Embedder)`, on the
+  normalised float batch: the same computation Embedder asks for (LATENCY, f32, unpinned).
+- openvino defaults: `ov.Core().compile_model(graph, "CPU")`: OpenVINO's own defaults, which
+  compute in bf16 on CPUs with AVX512_BF16 or AMX (reported, not the target's baseline: Embedder
+  keeps the graph's FP32).
+- Embedder openvino: `Embedder(graph, backend="openvino").embed(crops)`.
+Also the parts: torchreid's resize of the boxes, and the NumPy normalisation.
+
+    .venv/bin/python benchmarks/embedder_overhead.py [--rounds 10] [--out results/embedder_overhead_cpu.md]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import tempfile
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+DATA = Path(os.environ.get("REID_TRT_DATA", HERE.parent.parent / "shared" / "data"))
+WEIGHTS = DATA / "weights/osnet_x0_25_msmt17.pth"
+SEQUENCE = DATA / "reid/mot17-mini/train/MOT17-04-FRCNN"
+BATCHES = (1, 32)
+TARGETS = {"Embedder ort / ort plain": 1.10, "Embedder openvino / openvino plain": 1.15}
+
+
+def measure(graph: Path, rounds: int) -> dict:
+    import numpy as np
+    import onnxruntime as ort
+    import openvino as ov
+
+    from reid_trt.core.preprocess import normalize_nhwc_bgr, resize_bgr
+    from reid_trt.core.timing import interleaved
+    from reid_trt.data.mot import mot_crops
+    from reid_trt.runtime.embedder import Embedder
+
+    crops = mot_crops(SEQUENCE, max_frames=3)[0]
+    e_ort = Embedder(graph, backend="onnxruntime", device="cpu")
+    e_ov = Embedder(graph, backend="openvino")
+    session = ort.InferenceSession(str(graph), providers=["CPUExecutionProvider"])
+    core = ov.Core()
+    same = core.compile_model(str(graph), "CPU", {"PERFORMANCE_HINT": "LATENCY",
+                                                  "INFERENCE_PRECISION_HINT": "f32",
+                                                  "ENABLE_CPU_PINNING": False})
+    defaults = core.compile_model(str(graph), "CPU")
+    out = {"openvino_default_precision": str(defaults.get_property("INFERENCE_PRECISION_HINT")),
+           "batches": {}}
+    for batch in BATCHES:
+        boxes = crops[:batch]
+        sizes = np.array([c.shape[:2] for c in boxes])
+        x = normalize_nhwc_bgr(resize_bgr(boxes, (256, 128)))
+        same_request, default_request = same.create_infer_request(), defaults.create_infer_request()
+        u8 = resize_bgr(boxes, (256, 128))
+        calls = {
+            "ort plain": lambda x=x: session.run(None, {"images": x}),
+            "Embedder ort": lambda b=boxes: e_ort.embed(b),
+            "openvino plain": lambda x=x, r=same_request: r.infer({0: x}),
+            "openvino defaults": lambda x=x, r=default_request: r.infer({0: x}),
+            "Embedder openvino": lambda b=boxes: e_ov.embed(b),
+            "resize": lambda b=boxes: resize_bgr(b, (256, 128)),
+            "normalise": lambda u=u8: normalize_nhwc_bgr(u),
+        }
+        runs = 20 if batch == 1 else 4
+        samples = interleaved(calls, [runs] * rounds, warmup=2)
+        ms = {k: 1e3 * statistics.median(v) for k, v in samples.items()}
+        ms["Embedder ort / ort plain"] = ms["Embedder ort"] / ms["ort plain"]
+        ms["Embedder openvino / openvino plain"] = ms["Embedder openvino"] / ms["openvino plain"]
+        ms["Embedder openvino / openvino defaults"] = (ms["Embedder openvino"]
+                                                       / ms["openvino defaults"])
+        out["batches"][str(batch)] = {
+            "ms": ms, "box_heights": [int(sizes[:, 0].min()), int(sizes[:, 0].max())],
+            "samples_per_subject": runs * rounds}
+    return out
+
+
+def markdown(result: dict, machine: str, versions: str, rounds: int) -> str:
+    lines = [f"# Embedder against its runtime's own compute: {machine}", "",
+             f"Command: `.venv/bin/python benchmarks/embedder_overhead.py --rounds {rounds}` "
+             f"({versions}). Real osnet_x0_25 MSMT17, FP32 graph; real MOT17-04 boxes; one "
+             "process, core/timing's interleaved loop (rotated order, 50 ms quiet gap and one "
+             "untimed call before each turn); p50 ms. Plain subjects get the batch already "
+             "resized and normalised; Embedder's figures include torchreid's resize. "
+             f"OpenVINO's default precision here: {result['openvino_default_precision']}.", "",
+             "| batch | box heights | ort plain | Embedder ort | ratio (target 1.10) | "
+             "openvino plain | openvino defaults | Embedder openvino | ratio (target 1.15) | "
+             "resize | normalise |", "|" + " --- |" * 11]
+    for batch, row in result["batches"].items():
+        m = row["ms"]
+        lo, hi = row["box_heights"]
+        lines.append(
+            f"| {batch} | {lo}-{hi} px | {m['ort plain']:.2f} | {m['Embedder ort']:.2f} | "
+            f"**{m['Embedder ort / ort plain']:.3f}** | {m['openvino plain']:.2f} | "
+            f"{m['openvino defaults']:.2f} | {m['Embedder openvino']:.2f} | "
+            f"**{m['Embedder openvino / openvino plain']:.3f}** | {m['resize']:.2f} | "
+            f"{m['normalise']:.2f} |")
+    held = all(row["ms"][k] <= t for row in result["batches"].values() for k, t in TARGETS.items())
+    lines += ["", f"Targets held: {'yes' if held else 'no'}."]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rounds", type=int, default=10)
+    parser.add_argument("--out", type=Path, default=HERE / "results" / "embedder_overhead_cpu.md")
+    args = parser.parse_args()
+    from importlib import metadata
+
+    from reid_trt.core.machine import machine_label
+    from reid_trt.export.api import export_onnx
+
+    versions = ", ".join(f"{d} {metadata.version(d)}" for d in ("onnxruntime", "openvino"))
+    with tempfile.TemporaryDirectory() as tmp:
+        graph = Path(tmp) / "osnet.onnx"
+        export_onnx(WEIGHTS, graph)
+        result = measure(graph, args.rounds)
+    result["machine"], result["versions"] = machine_label(), versions
+    text = markdown(result, machine_label(), versions, args.rounds)
+    args.out.write_text(text)
+    args.out.with_suffix(".json").write_text(json.dumps(result, indent=1) + "\n")
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
