@@ -60,19 +60,14 @@ def worker(graph: Path, setting: str, batch: int) -> dict:
     options = dict(SETTINGS[setting])
     pinned = options.pop("pinned", False)
     crops = mot_crops(SEQUENCE)[0][:batch]
-    embedder = Embedder(graph, device="cpu", **options)
-    if pinned:  # main's OpenVINO compile, for the before figures
-        from reid_trt.core.openvino_ir import openvino
-        from reid_trt.runtime.backends.openvino import _with_preprocessing
+    if pinned:  # main's OpenVINO compile before #28, for the before figures
+        from reid_trt.core.threads import ThreadSettings
+        from reid_trt.runtime.backends.openvino import OpenVINOBackend
 
-        ov, backend = openvino(), embedder.backend
-        core = ov.Core()
-        model = _with_preprocessing(ov, core.read_model(str(graph)), backend.model_contract)
-        backend.compiled = core.compile_model(model, "CPU", {
-            "PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": "f32",
-            "ENABLE_CPU_PINNING": True})
-        backend.requests.get()
-        backend.requests.put(backend.compiled.create_infer_request())
+        embedder = Embedder.from_backend(OpenVINOBackend(graph, "cpu",
+                                                         threads=ThreadSettings(pinning=True)))
+    else:
+        embedder = Embedder(graph, device="cpu", **options)
     result = alternate(lambda: embedder.embed(crops), detector())
     return {"setting": setting, "batch": batch, **result.__dict__}
 

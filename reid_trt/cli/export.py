@@ -19,6 +19,7 @@ from reid_trt.cli.common import (
     err_console,
     fail,
     fails_cleanly,
+    flag_namer,
     graph_option,
     output_option,
     parse_size,
@@ -165,6 +166,14 @@ def trt_cmd(
 
     if not int8 and calib_data is not None:
         fail("--calib-data is for INT8: add --int8, or drop --calib-data", 2)
+    if not int8:  # a calibration option that would do nothing is refused, not ignored
+        for path in CALIBRATION.fields:
+            given, default = calibration, CalibrationConfig()
+            for part in path.split("."):
+                given, default = getattr(given, part), getattr(default, part)
+            if given != default:
+                flag = flag_namer()(path.rsplit(".", 1)[-1])
+                fail(f"{flag} is for INT8 calibration: add --int8, or drop {flag}", 2)
     with console.status("building engine") as status:
         result = build_engine(output, config, onnx_path=onnx_path, weights=weights,
                               calibration=calibration if int8 else None, calib_data=calib_data,

@@ -38,3 +38,9 @@ EMBED_CHUNK = 64
 # Crops smaller than this (height, width) carry no identity: MOT readers drop such boxes and
 # calibration refuses such images (a 1x1 crop, resized, calibrates ranges no real crop has).
 MIN_CROP_HW = (32, 8)
+
+# What one image file may be before it is decoded: a person crop is a few KB, a 4K video frame a
+# few MB. Above either, the file is skipped and counted like an unreadable one, before OpenCV
+# allocates anything (a small file can declare a huge picture: 40 M pixels decode to 120 MB).
+MAX_IMAGE_BYTES = 64 << 20
+MAX_IMAGE_PIXELS = 40_000_000

@@ -76,9 +76,13 @@ def _share(weights: dict[str, int], kind: str) -> float:
 def disagreements(manifest: Manifest, engine: EngineFile) -> list[str]:
     """Where the manifest says what the engine is not: precision (from the engine's weights and
     from the builder's own layer report in the manifest) and I/O. Empty when they agree or
-    when the engine's table could not be read (see `EngineFile.readable`)."""
+    when they agree; a TensorRT-RTX manifest over a file without the table its engines carry
+    disagrees (full TensorRT's are not read: see `EngineFile.readable`)."""
     found: list[str] = []
     precision, remainder = manifest.precision, manifest.unquantized
+    if manifest.trt_flavour == "rtx" and not engine.readable:
+        found.append("a TensorRT-RTX engine, but the file holds no tensor table (every "
+                     "TensorRT-RTX engine has one: this file is not one it built)")
     if engine.readable:
         weights = engine.weight_bytes
         holds = ", ".join(engine.describe_weights())

@@ -15,6 +15,7 @@ from reid_trt.core.records import fields_jsonable
 
 MANIFEST_FORMAT = "reid-trt-engine/1"
 ENGINE_SUFFIXES = (".plan", ".engine", ".trt")
+MAX_MANIFEST_BYTES = 4 << 20
 
 
 def manifest_path(engine: Path) -> Path:
@@ -100,6 +101,20 @@ def _check_shape(data) -> None:
         raise ValueError("profile must hold min, opt and max batch sizes >= 1")
     if not profile["min"] <= profile["opt"] <= profile["max"]:
         raise ValueError(f"profile {profile} is not min <= opt <= max")
+    for k, entry in enumerate(data.get("io", [])):
+        if not isinstance(entry, dict) or not all(isinstance(entry.get(key), str)
+                                                  for key in ("name", "mode", "dtype")):
+            raise ValueError(f"io[{k}] is not an object with string name, mode and dtype")
+        shape = entry.get("shape")
+        if not isinstance(shape, list) or not all(
+                isinstance(d, int) and not isinstance(d, bool) and d >= -1 for d in shape):
+            raise ValueError(f"io[{k}].shape is not a list of sizes (-1 for the batch)")
+    for name in ("weighted_layers",):
+        for key, count in data.get(name, {}).items():
+            if isinstance(count, bool) or not isinstance(count, int):
+                raise ValueError(f"{name}['{key}'] is a {type(count).__name__}, not a count")
+    if not all(isinstance(w, str) for w in data.get("builder_warnings", [])):
+        raise ValueError("builder_warnings holds something other than text")
 
 
 def read_manifest(engine: Path) -> Manifest:
@@ -112,8 +127,14 @@ def read_manifest(engine: Path) -> Manifest:
     if not path.is_file():
         raise ReidTrtError(f"{path}: no manifest beside the engine; {rebuild}")
     try:
-        data = json.loads(path.read_text())
+        with open(path, "rb") as f:  # a manifest is a few KB: a bigger file is not one
+            text = f.read(MAX_MANIFEST_BYTES + 1)
+        if len(text) > MAX_MANIFEST_BYTES:
+            raise ValueError(f"larger than {MAX_MANIFEST_BYTES >> 20} MiB")
+        data = json.loads(text.decode())
         _check_shape(data)
+    except OSError as e:
+        raise ReidTrtError(f"{path}: cannot read the engine's manifest ({e.strerror})") from None
     except (ValueError, TypeError, UnicodeDecodeError) as e:
         reason = str(e).splitlines()[0][:160]
         raise ReidTrtError(f"{path} is not a valid reid-trt manifest ({reason}); {rebuild}") \

@@ -10,6 +10,7 @@ hold the cores.
 
 from __future__ import annotations
 
+import statistics
 import time
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass
@@ -95,3 +96,18 @@ def interleaved(turns: Mapping[K, Timed | Callable[[], object]], runs_per_round:
             turn.warm(1)
             samples[key] += turn.timed(runs)
     return samples
+
+
+def paired_ratio(subject: Sequence[float], baseline: Sequence[float],
+                 runs_per_round: Sequence[int]) -> float:
+    """The median over rounds of (subject's median / baseline's median) in that round: two
+    subjects timed in the same round ran minutes apart at most, so a machine that is slower in
+    one round than in another (a neighbour VM, a clock change) cancels out of each round's
+    ratio, where it would not out of the ratio of the whole run's medians."""
+    ratios, start = [], 0
+    for runs in runs_per_round:
+        stop = start + runs
+        ratios.append(statistics.median(subject[start:stop])
+                      / statistics.median(baseline[start:stop]))
+        start = stop
+    return statistics.median(ratios)

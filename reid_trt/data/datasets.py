@@ -114,9 +114,14 @@ def _market_like(root: Path, kind: str) -> ReidDataset:
 
 def _msmt17(root: Path) -> ReidDataset:
     folders = {"v1": ("train", "test"), "v2": ("mask_train_v2", "mask_test_v2")}
-    version = next((v for v, (a, b) in folders.items() if (root / a).is_dir()), None)
-    if version is None or not (root / "list_train.txt").is_file():
-        raise _LayoutMismatch("train/ or mask_train_v2/ with list_train.txt")
+    version = next((v for v, (a, b) in folders.items()
+                    if (root / a).is_dir() or (root / b).is_dir()), None)
+    # retrieval needs only the test split: its two lists are enough
+    listed_any = (root / "list_train.txt").is_file() or all(
+        (root / f"list_{part}.txt").is_file() for part in ("query", "gallery"))
+    if version is None or not listed_any:
+        raise _LayoutMismatch("train/ or mask_train_v2/ with list_train.txt, or test/ with "
+                              "list_query.txt and list_gallery.txt")
     train_dir, test_dir = (root / f for f in folders[version])
 
     def listed(list_name: str, folder: Path) -> list[Sample]:
@@ -187,7 +192,7 @@ def _folder(root: Path) -> ReidDataset:
 
 
 def detect_kind(root: Path) -> str:
-    if (root / "list_train.txt").is_file():
+    if (root / "list_train.txt").is_file() or (root / "list_query.txt").is_file():
         return "msmt17"
     if (root / "detected").is_dir() or (root / "labeled").is_dir():
         return "cuhk03"
@@ -239,6 +244,18 @@ class RetrievalSplit:
     protocol: str  # how they meet, in words
 
 
+def _require_matches(query: list[Sample], gallery: list[Sample], where: str) -> None:
+    """Some query must have its identity in the gallery from another camera (what a true match
+    is when scoring), or no mAP can be computed: said here, naming the option and path."""
+    cameras_of: dict[int, set[int]] = defaultdict(set)
+    for s in gallery:
+        cameras_of[s.pid].add(s.camid)
+    if not any(cameras_of.get(q.pid, set()) - {q.camid} for q in query if q.pid > 0):
+        raise ReidTrtError(f"{where}: no query has a true match in the gallery from another "
+                           "camera (one camera, or identities that never meet); mAP needs "
+                           "identities seen by two cameras")
+
+
 def retrieval_split(dataset: ReidDataset, where: str) -> RetrievalSplit:
     """A labelled set's queries and gallery: its own split (query/ and bounding_box_test/, or
     MSMT17's lists; no training split needed), or for one folder of Market-named crops from two
@@ -249,6 +266,7 @@ def retrieval_split(dataset: ReidDataset, where: str) -> RetrievalSplit:
             missing = "query" if not dataset.query else "gallery (bounding_box_test/, list_gallery.txt)"
             raise ReidTrtError(f"{where}: no {missing} images; retrieval needs a query and a "
                                "gallery")
+        _require_matches(dataset.query, dataset.gallery, where)
         return RetrievalSplit(dataset.query, dataset.gallery, SPLIT_PROTOCOL)
     if dataset.kind == "mot17":  # track ids are per sequence: no identity in two of them
         raise ReidTrtError(f"{where}: no query/gallery split; MOT17 track ids are per sequence, "

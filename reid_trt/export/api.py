@@ -104,7 +104,8 @@ def export_onnx(weights: Path | str, output: Path | str | None = None,
     The graph is written only after it passed verification, and atomically: a failure at any
     step leaves nothing at `output`.
     """
-    from reid_trt.export.onnx_export import onnx_from_model, trace_key
+    from reid_trt.export import trace_cache
+    from reid_trt.export.onnx_export import onnx_from_model
     from reid_trt.export.verify import require_parity, verify_against_torch
     from reid_trt.models.checkpoint import load_model
 
@@ -119,9 +120,16 @@ def export_onnx(weights: Path | str, output: Path | str | None = None,
     )
     if config.consumer == Consumer.BOXMOT:
         check_boxmot_name(output, loaded.variant)
+    key = trace_cache.trace_key(contract, config.batch, config.opset)
+    kept = key is not None and trace_cache.is_kept(key)
     model = onnx_from_model(loaded.model, contract, batch=config.batch, opset=config.opset,
-                            trace=trace_key(contract, config.batch, config.opset))
+                            trace=key)
     parity = verify_against_torch(model, loaded.model, contract, verify_crops)
+    if kept and not parity.passed:  # a kept trace that is wrong for its key: dropped, traced again
+        trace_cache.forget(key)
+        model = onnx_from_model(loaded.model, contract, batch=config.batch, opset=config.opset,
+                                trace=key)
+        parity = verify_against_torch(model, loaded.model, contract, verify_crops)
     require_parity(parity, f"the exported {config.precision} graph of {weights}")
     with atomic_path(output) as tmp:
         onnx.save(model, tmp)

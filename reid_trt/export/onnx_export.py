@@ -3,15 +3,9 @@
 from __future__ import annotations
 
 import contextlib
-import functools
-import hashlib
 import io
 import logging
-import os
 import warnings
-from collections import OrderedDict
-from dataclasses import replace
-from pathlib import Path
 
 import onnx
 import torch
@@ -19,11 +13,11 @@ import torch
 from reid_trt.core import defaults
 from reid_trt.core.contract import Contract
 from reid_trt.core.errors import ExportError, MissingDependencyError, opt
-from reid_trt.core.fileio import cache_dir, write_bytes_atomic
 from reid_trt.export.checks import check_graph
 from reid_trt.export.graph import ExportGraph, example_input
 from reid_trt.export.precision import simplified as _simplify
 from reid_trt.export.precision import to_fp16
+from reid_trt.export.trace_cache import cached_trace
 from reid_trt.models import get_variant
 
 MAX_DYNAMIC_BATCH = 4096
@@ -72,130 +66,14 @@ def _quiet(logger_name: str):
         logger.setLevel(level)
 
 
-# Torch exports kept in this process, keyed by everything that shapes the traced graph: exporting
-# the same checkpoint again (fp32 then fp16, `onnx` then `trt -w`, the demo's three graphs) reuses
-# the trace, which is 90% of an export's time. Bounded by size, the least recently used going
-# first: a trace of osnet_x0_25 is about 1 MB, of osnet_x1_0 about 9 MB. (Eight traces, as it
-# was, let a process exporting many models trace the same checkpoint six times: the test suite.)
-_TRACES: OrderedDict[tuple, bytes] = OrderedDict()
-KEEP_TRACE_BYTES = 128 << 20
-# And on disk (the cache folder's traces/), for the next process: `reid-export onnx` then
-# `reid-export trt -w` of one checkpoint, a re-run, traced 20-40 s each on a 2-core CPU. A trace
-# read back is still verified against PyTorch like any export before a graph is written.
-KEEP_DISK_TRACE_BYTES = 512 << 20
-# The packages whose sources a trace depends on besides its key: a change to any file of them (a
-# new fold, another wrapper) must not meet a trace made before it, whatever the version says.
-_TRACED_CODE = ("export", "models")
-
-
-@functools.cache
-def _toolchain() -> str:
-    """Versions of what writes a trace, and a hash of reid-trt's own code that does."""
-    from importlib import metadata
-
-    root = Path(__file__).resolve().parents[1]
-    code = hashlib.sha256()
-    for package in _TRACED_CODE:
-        for source in sorted((root / package).glob("*.py")):
-            code.update(source.read_bytes())
-    versions = []
-    for dist in ("torch", "onnxscript", "onnx", "onnxslim"):
-        try:
-            versions.append(f"{dist}={metadata.version(dist)}")
-        except metadata.PackageNotFoundError:
-            versions.append(f"{dist}=?")
-    return f"{' '.join(versions)} code={code.hexdigest()[:16]}"
-
-
-def trace_key(contract: Contract, batch: int | None, opset: int) -> tuple | None:
-    """The cache key of an export of the checkpoint `contract.weights_sha256`, or None when
-    the contract names no checkpoint (the model cannot be told apart from another)."""
-    if not contract.weights_sha256:
-        return None
-    float32 = replace(contract, precision="fp32", io_dtype="fp32")
-    return (repr(float32), batch, opset, _toolchain())
-
-
-def _disk_trace(key: tuple) -> Path:
-    digest = hashlib.sha256(repr(key).encode()).hexdigest()[:32]
-    return cache_dir() / "traces" / f"{digest}.onnx"
-
-
-def _read_disk_trace(key: tuple) -> tuple[bytes, onnx.ModelProto] | None:
-    """The kept trace of `key`, as bytes and parsed; None if there is none to use."""
-    path = _disk_trace(key)
-    try:
-        data = path.read_bytes()
-        model = onnx.load_from_string(data)  # a damaged file is traced again, not used
-        os.utime(path)  # recently used: evicted last
-        return data, model
-    except Exception:  # missing, unreadable, damaged: the trace is made again
-        return None
-
-
-def _keep_disk_trace(key: tuple, data: bytes) -> None:
-    """Best effort: a cache folder that cannot be written only costs the next process a trace."""
-    path = _disk_trace(key)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        write_bytes_atomic(path, data)
-        kept = sorted(path.parent.glob("*.onnx"), key=lambda p: p.stat().st_mtime, reverse=True)
-        total = 0
-        for old in kept:
-            total += old.stat().st_size
-            if total > KEEP_DISK_TRACE_BYTES and old != path:
-                old.unlink(missing_ok=True)
-                # its lock too (a process still holding it, rare for the least recently
-                # used trace, costs a second trace only: both write whole files)
-                old.with_suffix(".lock").unlink(missing_ok=True)
-    except OSError:
-        pass
-
-
-def _remember(key: tuple, data: bytes) -> None:
-    _TRACES[key] = data
-    while sum(map(len, _TRACES.values())) > KEEP_TRACE_BYTES and len(_TRACES) > 1:
-        _TRACES.popitem(last=False)
-
-
-@contextlib.contextmanager
-def _tracing(key: tuple):
-    """Held while `key` is traced: a process exporting the same checkpoint meanwhile (two
-    commands at once, test processes) waits and reads the trace instead of making its own.
-    Without a writable cache folder, nothing is held."""
-    path = _disk_trace(key).with_suffix(".lock")
-    try:
-        import fcntl  # POSIX; elsewhere two processes may both trace
-
-        path.parent.mkdir(parents=True, exist_ok=True)
-        lock = open(path, "w")  # noqa: SIM115 (held across the yield)
-    except (ImportError, OSError):
-        yield
-        return
-    with lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        yield
-
-
 def traced_graph(model: torch.nn.Module, contract: Contract, batch: int | None, opset: int,
                  key: tuple | None = None) -> onnx.ModelProto:
-    """The simplified FP32 graph of `model` (from the caches when `key` is in them)."""
-    if key is None:
+    """The simplified FP32 graph of `model`; kept and reused by `key` (export/trace_cache.py)."""
+
+    def trace() -> onnx.ModelProto:
         return _simplify(_torch_export(ExportGraph(model, contract).eval(), contract, batch, opset))
-    if key in _TRACES:
-        _TRACES.move_to_end(key)
-        return onnx.load_from_string(_TRACES[key])
-    with _tracing(key):
-        kept = _read_disk_trace(key)
-        if kept is None:
-            graph = ExportGraph(model, contract).eval()
-            traced = _simplify(_torch_export(graph, contract, batch, opset))
-            data = traced.SerializeToString()
-            _keep_disk_trace(key, data)
-        else:
-            data, traced = kept
-    _remember(key, data)
-    return traced
+
+    return trace() if key is None else cached_trace(key, trace)
 
 
 def onnx_from_model(model: torch.nn.Module, contract: Contract, batch: int | None = None,

@@ -115,14 +115,52 @@ def record_path() -> Path:
     return cache_dir() / "cpu_backend.json"
 
 
+MAX_RECORD_BYTES = 1 << 20  # about 1 KB per graph structure and machine
+
+
+def _valid_entry(entry) -> bool:
+    return (isinstance(entry, dict) and entry.get("backend") in CANDIDATES
+            and isinstance(entry.get("reason", ""), str)
+            and isinstance(entry.get("measured", ""), str)
+            and isinstance(entry.get("ms", {}), dict)
+            and all(isinstance(per, dict) and all(
+                isinstance(v, (int, float)) and not isinstance(v, bool) for v in per.values())
+                for per in entry.get("ms", {}).values()))
+
+
 def _read_record(path: Path) -> dict:
+    """The record of choices; a missing one is empty, and a damaged one (not a file, too big, not
+    JSON, another version, entries of another shape) is dropped with one warning: measured again
+    and rewritten, never a traceback."""
+    empty = {"version": RECORD_VERSION, "choices": {}}
     try:
-        record = json.loads(path.read_text())
-        if record.get("version") == RECORD_VERSION and isinstance(record.get("choices"), dict):
-            return record
-    except (OSError, ValueError, AttributeError):
-        pass  # missing or damaged: measured again and rewritten
-    return {"version": RECORD_VERSION, "choices": {}}
+        if not path.exists():
+            return empty
+        if not path.is_file():
+            raise ValueError("not a regular file")
+        with open(path, "rb") as f:
+            data = f.read(MAX_RECORD_BYTES + 1)
+        if len(data) > MAX_RECORD_BYTES:
+            raise ValueError(f"larger than {MAX_RECORD_BYTES >> 10} KiB")
+        record = json.loads(data)
+        if not isinstance(record, dict) or record.get("version") != RECORD_VERSION:
+            return empty  # an older layout: measured again
+        choices = record.get("choices")
+        if not isinstance(choices, dict):
+            raise ValueError("its choices are not an object")
+        bad = [key for key, entry in choices.items() if not _valid_entry(entry)]
+        if bad:
+            log.warning("reid-trt: dropped %d damaged entries of the CPU backend record %s; "
+                        "they are measured again", len(bad), path)
+            for key in bad:
+                del choices[key]
+        return record
+    except OSError:
+        return empty
+    except ValueError as e:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        log.warning("reid-trt: ignored the CPU backend record %s (%s); it is measured again and "
+                    "rewritten", path, str(e).splitlines()[0][:100])
+        return empty
 
 
 def _remember(key: str, choice: CpuChoice) -> None:

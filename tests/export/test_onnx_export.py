@@ -3,6 +3,7 @@
 import fcntl
 import os
 import threading
+import time
 from dataclasses import replace
 
 import numpy as np
@@ -194,7 +195,7 @@ def test_a_checkpoint_is_traced_once_per_machine(generated_checkpoint, tmp_path,
     again; a cache folder that cannot be written costs only the trace; every graph is still
     verified against PyTorch."""
     from reid_trt.core.defaults import CACHE_ENV
-    from reid_trt.export import onnx_export
+    from reid_trt.export import onnx_export, trace_cache
 
     traced = []
     real = onnx_export._torch_export
@@ -202,7 +203,7 @@ def test_a_checkpoint_is_traced_once_per_machine(generated_checkpoint, tmp_path,
                         lambda *a: traced.append(a[1].weights_sha256) or real(*a))
 
     def new_process():
-        monkeypatch.setattr(onnx_export, "_TRACES", type(onnx_export._TRACES)())
+        monkeypatch.setattr(trace_cache, "_TRACES", type(trace_cache._TRACES)())
 
     monkeypatch.setenv(CACHE_ENV, str(tmp_path / "cache"))
     new_process()
@@ -212,8 +213,11 @@ def test_a_checkpoint_is_traced_once_per_machine(generated_checkpoint, tmp_path,
     sha = a.contract.weights_sha256
     assert traced == [sha] and len(list((tmp_path / "cache" / "traces").glob("*.onnx"))) == 1
     # Another process that meets the trace being made waits for it, then reads it.
-    key = onnx_export.trace_key(a.contract, None, small.opset)
-    lock = open(onnx_export._disk_trace(key).with_suffix(".lock"), "w")
+    key = trace_cache.trace_key(a.contract, None, small.opset)
+    kept = trace_cache.disk_path(key)
+    data = kept.read_bytes()
+    kept.unlink()  # not made yet: the "tracing" process below holds the lock
+    lock = open(kept.with_suffix(".lock"), "w")
     fcntl.flock(lock, fcntl.LOCK_EX)
     new_process()
     done = []
@@ -222,6 +226,7 @@ def test_a_checkpoint_is_traced_once_per_machine(generated_checkpoint, tmp_path,
     waiting.start()
     waiting.join(timeout=2)
     assert waiting.is_alive() and not done  # held by the "tracing" process
+    kept.write_bytes(data)  # which writes the trace, then lets go
     lock.close()
     waiting.join()
     b = done[0]
@@ -243,13 +248,73 @@ def test_a_checkpoint_is_traced_once_per_machine(generated_checkpoint, tmp_path,
     assert len(traced) == 3 and traced[2] != sha and other.parity.min_cosine >= 0.99999
 
 
+def test_a_held_lock_is_waited_for_in_words_and_not_forever(tmp_path, monkeypatch, caplog):
+    """A trace on disk is read whoever holds its lock; a trace being made is waited for, said
+    in one line, and given up after a bound with an error naming the lock."""
+    from reid_trt.core.defaults import CACHE_ENV
+    from reid_trt.export import trace_cache
+
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path))
+    key = ("trace", "held")
+    graph = onnx.helper.make_graph(
+        [onnx.helper.make_node("Identity", ["x"], ["y"])], "g",
+        [onnx.helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1])],
+        [onnx.helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1])])
+    model = onnx.helper.make_model(graph)
+    path = trace_cache.disk_path(key)
+    path.parent.mkdir(parents=True)
+    lock = open(path.with_suffix(".lock"), "w")
+    fcntl.flock(lock, fcntl.LOCK_EX)
+    try:
+        monkeypatch.setattr(trace_cache, "LOCK_WAIT_S", 0.5)
+        start = time.monotonic()
+        with pytest.raises(ExportError, match=r"^another process has been tracing the same "
+                                              r"checkpoint for \d+ s \(it holds .*\.lock\)"):
+            trace_cache.cached_trace(key, lambda: model)
+        assert time.monotonic() - start < 5
+        assert "waiting for another process tracing the same checkpoint" in caplog.text
+        assert not path.exists()  # nothing written
+        path.write_bytes(model.SerializeToString())
+        got = trace_cache.cached_trace(key, lambda: pytest.fail("traced again"))
+        assert [n.op_type for n in got.graph.node] == ["Identity"]  # read at once, lock held
+    finally:
+        lock.close()
+
+
+def test_a_kept_trace_wrong_for_its_key_is_discarded(generated_checkpoint, tmp_path, monkeypatch,
+                                                     caplog):
+    """Another checkpoint's trace under this checkpoint's key: the export traces again, writes a
+    verified graph, says which file it discarded, and the next export is right from the cache."""
+    from reid_trt.core.defaults import CACHE_ENV
+    from reid_trt.export import trace_cache
+
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path / "cache"))
+    monkeypatch.setattr(trace_cache, "_TRACES", type(trace_cache._TRACES)())
+    small = ExportConfig(height=SMALL[0], width=SMALL[1])
+    weights = generated_checkpoint("osnet_x0_25")
+    a = export_onnx(weights, tmp_path / "a.onnx", small)
+    checkpoint = torch.load(weights, weights_only=True)
+    checkpoint["state_dict"]["fc.0.weight"] *= 2
+    torch.save(checkpoint, tmp_path / "other.pth")
+    other = export_onnx(tmp_path / "other.pth", tmp_path / "other.onnx", small)
+    path = trace_cache.disk_path(trace_cache.trace_key(a.contract, None, small.opset))
+    wrong = trace_cache.disk_path(trace_cache.trace_key(other.contract, None, small.opset))
+    path.write_bytes(wrong.read_bytes())  # the other checkpoint's trace under a's key
+    monkeypatch.setattr(trace_cache, "_TRACES", type(trace_cache._TRACES)())
+    again = export_onnx(weights, tmp_path / "again.onnx", small)
+    assert again.parity.min_cosine >= 0.99999
+    assert f"discarded the kept trace {path}" in caplog.text
+    assert path.read_bytes() != wrong.read_bytes()  # replaced by the right trace
+    assert (tmp_path / "again.onnx").read_bytes() == (tmp_path / "a.onnx").read_bytes()
+
+
 def test_kept_traces_are_evicted_least_recently_used_first(tmp_path, monkeypatch):
     """Over the limit, the trace used longest ago goes first, with its lock file; one just read
     counts as used."""
     from onnx import helper, numpy_helper
 
     from reid_trt.core.defaults import CACHE_ENV
-    from reid_trt.export import onnx_export
+    from reid_trt.export import trace_cache
 
     monkeypatch.setenv(CACHE_ENV, str(tmp_path))
     weights = numpy_helper.from_array(np.zeros(250, np.float32), "w")
@@ -257,15 +322,15 @@ def test_kept_traces_are_evicted_least_recently_used_first(tmp_path, monkeypatch
                               [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [250])],
                               [weights])
     data = helper.make_model(graph).SerializeToString()
-    monkeypatch.setattr(onnx_export, "KEEP_DISK_TRACE_BYTES", int(2.5 * len(data)))
+    monkeypatch.setattr(trace_cache, "KEEP_DISK_TRACE_BYTES", int(2.5 * len(data)))
     keys = [("trace", k) for k in range(3)]
-    paths = [onnx_export._disk_trace(k) for k in keys]
+    paths = [trace_cache.disk_path(k) for k in keys]
     for k, key in enumerate(keys[:2]):
-        with onnx_export._tracing(key):
-            onnx_export._keep_disk_trace(key, data)
+        with trace_cache.tracing(key):
+            trace_cache.keep(key, data)
         os.utime(paths[k], (1000 + k, 1000 + k))
-    assert onnx_export._read_disk_trace(keys[0]) is not None  # now the most recently used
-    with onnx_export._tracing(keys[2]):
-        onnx_export._keep_disk_trace(keys[2], data)
+    assert trace_cache.read_kept(keys[0]) is not None  # now the most recently used
+    with trace_cache.tracing(keys[2]):
+        trace_cache.keep(keys[2], data)
     assert [p.exists() for p in paths] == [True, False, True]
     assert [p.with_suffix(".lock").exists() for p in paths] == [True, False, True]

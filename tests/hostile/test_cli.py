@@ -4,6 +4,7 @@ Click's usage error naming the option), and leaves the folder exactly as it was.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import cv2
@@ -15,6 +16,16 @@ import torch
 from reid_trt.cli.bench import app as bench_app
 from reid_trt.cli.export import app as export_app
 from tests.hostile.conftest import edit_manifest, one_line, run_cli, snapshot
+
+
+def _random_engine(ws):
+    """Random bytes in place of the engine, its manifest's sha256 brought up to date."""
+    import hashlib
+
+    data = np.random.default_rng(0).integers(0, 256, 200_000, dtype=np.uint8).tobytes()
+    (ws / "m.plan").write_bytes(data)
+    edit_manifest(ws, lambda d: {**d, "engine_sha256": hashlib.sha256(data).hexdigest(),
+                                 "engine_bytes": len(data)})
 
 
 def _checkpoint_with(ws, name: str, value: float):
@@ -160,6 +171,8 @@ EXPORT_CASES = [
      ["--calib-data is for INT8"]),
     ("trt-int8-and-fp16", None, ["trt", "--int8", "--onnx", "m.onnx", "--calib-data", "crops",
                                  "--precision", "fp16"], 1, ["--precision fp16", "INT8"]),
+    ("trt-eval-data-without-int8", None, ["trt", "--onnx", "m.onnx", "--eval-data", "crops"], 2,
+     ["--eval-data is for INT8 calibration: add --int8, or drop --eval-data"]),
     ("calibrate-no-data", None, ["calibrate", "--onnx", "m.onnx"], 1, ["--calib-data"]),
     ("calibrate-missing-data", None, ["calibrate", "--onnx", "m.onnx", "--calib-data", "nope"], 1,
      ["--calib-data nope: no such directory"]),
@@ -211,6 +224,20 @@ EXPORT_CASES = [
      ["m.plan.json", "profile"]),
     ("inspect-manifest-wrong-type", lambda ws: edit_manifest(ws, lambda d: {**d, "io": "x"}),
      ["inspect", "m.plan"], 1, ["m.plan.json", "field 'io'"]),
+    ("inspect-manifest-io-strings", lambda ws: edit_manifest(ws, lambda d: {
+        **d, "io": ["images", "embeddings"]}), ["inspect", "m.plan"], 1,
+     ["m.plan.json is not a valid reid-trt manifest", "io[0] is not an object", "rebuild"]),
+    ("inspect-manifest-io-shape", lambda ws: edit_manifest(ws, lambda d: {
+        **d, "io": [{**t, "shape": "[-1, 512]"} for t in d["io"]]}), ["inspect", "m.plan"], 1,
+     ["m.plan.json is not a valid reid-trt manifest", "io[0].shape is not a list of sizes"]),
+    ("inspect-manifest-counts-text", lambda ws: edit_manifest(ws, lambda d: {
+        **d, "weighted_layers": {"int8": "many"}}), ["inspect", "m.plan"], 1,
+     ["m.plan.json is not a valid reid-trt manifest", "weighted_layers['int8'] is a str"]),
+    ("inspect-manifest-fifo", lambda ws: ((ws / "m.plan.json").unlink(),
+                                          os.mkfifo(ws / "m.plan.json")),
+     ["inspect", "m.plan"], 1, ["m.plan.json: no manifest"]),
+    ("inspect-random-file-as-rtx-engine", _random_engine, ["inspect", "m.plan"], 1,
+     ["m.plan", "a TensorRT-RTX engine, but the file holds no tensor table"]),
     ("inspect-manifest-bad-contract", lambda ws: edit_manifest(ws, lambda d: {
         **d, "contract": {**d["contract"], "std": [0, 0, 0]}}), ["inspect", "m.plan"], 1,
      ["m.plan.json", "std"]),
