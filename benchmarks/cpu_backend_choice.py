@@ -74,7 +74,7 @@ def main() -> None:
     from reid_trt.bench.crops import bench_crops
     from reid_trt.bench.subjects import BenchConfig
     from reid_trt.calibration.api import CalibrationConfig, calibrate_onnx, source_graph
-    from reid_trt.core.machine import cpu_count, cpu_name
+    from reid_trt.core.machine import machine_label
     from reid_trt.export.api import ExportConfig, export_onnx
 
     config = BenchConfig(batches=BATCHES, runs=args.runs, rounds=args.rounds, crops_dir=MOT,
@@ -89,7 +89,7 @@ def main() -> None:
             source, sha, _ = source_graph(None, WEIGHTS)
             int8 = calibrate_onnx(source, sha, MOT, folder / "osnet.int8.onnx",
                                   CalibrationConfig(unquantized="fp32")).path
-        lines = [f"# Embedder's CPU backend choice: {cpu_name()}, {cpu_count()} logical CPUs", "",
+        lines = [f"# Embedder's CPU backend choice: {machine_label()}", "",
                  f"Command: `.venv/bin/python benchmarks/cpu_backend_choice.py` "
                  f"(onnxruntime {onnxruntime.__version__}, openvino {openvino.__version__.split('-')[0]}; "
                  f"real osnet_x0_25 MSMT17; {crops_note.split(' from ')[0]} from MOT17-mini; "

@@ -75,7 +75,7 @@ def main() -> None:
         print(json.dumps(child(args.child[0], args.child[1], args.crops)))
         return
 
-    from reid_trt.core.machine import cpu_name
+    from reid_trt.core.machine import machine_label
     from reid_trt.export.api import export_onnx
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -88,7 +88,7 @@ def main() -> None:
             rows.append(json.loads(run.stdout.strip().splitlines()[-1]))
     import onnxruntime
 
-    machine = f"{cpu_name()} ({os.cpu_count()} logical CPUs), onnxruntime {onnxruntime.__version__}"
+    machine = f"{machine_label()}, onnxruntime {onnxruntime.__version__}"
     lines = [f"Embedder peak memory, {args.crops} real crops (MOT17 boxes and Market-1501/MSMT17/"
              f"CUHK03 crops, cycled), real osnet_x0_25 MSMT17 graph, ONNX Runtime CPU; {machine}.",
              "Command: `.venv/bin/python benchmarks/embedder_memory.py`", "",

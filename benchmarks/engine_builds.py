@@ -5,10 +5,10 @@ osnet_x0_25 uses the real MSMT17 weights from ../shared/data; osnet_ain_x1_0 gen
 """
 
 import os
-import platform
 import tempfile
 from pathlib import Path
 
+from reid_trt.core.machine import machine_label
 from reid_trt.demo import write_generated_checkpoint
 from reid_trt.engine.build import engine_from_onnx
 from reid_trt.export.api import ExportConfig, export_onnx
@@ -21,7 +21,7 @@ def main() -> None:
     sources = {"osnet_x0_25 (real, MSMT17)": DATA / "weights" / "osnet_x0_25_msmt17.pth",
                "osnet_ain_x1_0 (generated)": write_generated_checkpoint(
                    work / "ain.pth", "osnet_ain_x1_0")}
-    print(f"Machine: {platform.machine()}, {os.cpu_count()} CPUs, no GPU\n")
+    print(f"Machine: {machine_label()}, no GPU\n")
     print("| model | precision | ONNX parity (min cosine) | engine MiB | build s | TensorRT |")
     print("| --- | --- | --- | --- | --- | --- |")
     for label, weights in sources.items():

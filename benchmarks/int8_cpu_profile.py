@@ -126,14 +126,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=HERE / "results" / "int8_cpu_profile.md")
     out = parser.parse_args().out
-    from reid_trt.core.machine import cpu_count, cpu_int8_flags, cpu_name
+    from reid_trt.core.machine import cpu_int8_flags, machine_label
     from reid_trt.core.preprocess import preprocess_numpy
     from reid_trt.data.mot import mot_crops
 
     crops = mot_crops(DATA / "reid/mot17-mini/train/MOT17-04-FRCNN")[0][:BATCH]
     x = preprocess_numpy(crops)
     flags = cpu_int8_flags()
-    lines = [f"# INT8 against FP32 on this CPU, layer by layer: {cpu_name()}, {cpu_count()} CPUs",
+    lines = [f"# INT8 against FP32 on this CPU, layer by layer: {machine_label()}",
              "", f"INT8 instructions: {', '.join(flags) if flags else 'none (no VNNI, no AMX)'}. "
              "Command: `.venv/bin/python benchmarks/int8_cpu_profile.py`; batch "
              f"{BATCH} of real MOT17 boxes; every Conv/Gemm INT8 (the upper bound of INT8 work). "

@@ -28,7 +28,7 @@ from reid_trt.calibration.api import CalibrationConfig, calibrate_onnx, source_g
 from reid_trt.calibration.placement import activation_tensors
 from reid_trt.calibration.quantize import QUANTIZED_OPS, quantize
 from reid_trt.calibration.ranges import tensor_ranges
-from reid_trt.core.machine import cpu_name
+from reid_trt.core.machine import machine_label
 from reid_trt.core.metrics import cosine_rows
 from reid_trt.core.options import CalibrationMethod
 from reid_trt.core.preprocess import graph_input
@@ -87,7 +87,7 @@ def main() -> None:
                              "naive": agreement(fp32, naive, crops, contract), "crops": len(crops)}
                      for label, crops in sets.items()}}
         print(name, json.dumps(results[name]["report"]["int8_work"]), file=sys.stderr)
-    machine = f"{cpu_name()} ({os.cpu_count()} logical CPUs), onnxruntime {ort.__version__}"
+    machine = f"{machine_label()}, onnxruntime {ort.__version__}"
     lines = ["INT8 vs FP32 (cosine per crop, mean / min), osnet_x0_25, calibrated on the 201 "
              "MOT17-04 boxes only (one camera) with the defaults, in a plain ONNX Runtime session "
              f"(default options); {machine}.", "",

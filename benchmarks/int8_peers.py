@@ -27,7 +27,7 @@ from publish import publish  # benchmarks/publish.py
 
 from reid_trt.calibration.api import calibrate_onnx, source_graph
 from reid_trt.calibration.placement import int8_work
-from reid_trt.core.machine import cpu_name
+from reid_trt.core.machine import machine_label
 from reid_trt.core.metrics import cosine_rows
 from reid_trt.core.onnxio import ort_session
 from reid_trt.core.preprocess import graph_input
@@ -129,7 +129,7 @@ def main() -> None:
     lines = [f"INT8 against FP32 (cosine per crop), osnet_x0_25, calibrated on the 201 MOT17-04 "
              f"boxes; judged in ONNX Runtime {ort.__version__} on the CPU (WeightBiasQuantization "
              "off for FP16 Q/DQ graphs, as reid-trt's sessions run them); "
-             f"{cpu_name()}.", "",
+             f"{machine_label()}.", "",
              "Command: `.venv/bin/python benchmarks/int8_peers.py --peers-python "
              "<venv with nvidia-modelopt[onnx] and nncf>/bin/python`", "",
              "| weights | quantizer | INT8 share of conv MACs | seconds | MOT17-02 mean / min "

@@ -78,7 +78,7 @@ def main() -> None:
     import openvino
 
     from reid_trt import Embedder
-    from reid_trt.core.machine import cpu_name
+    from reid_trt.core.machine import machine_label
     from reid_trt.data.folder import read_crops
     from reid_trt.data.mot import mot_crops
     from reid_trt.data.shifts import shifted_copies
@@ -91,8 +91,8 @@ def main() -> None:
     subjects = {"ONNX Runtime INT8": Embedder(args.int8, device="cpu"),
                 "OpenVINO INT8": Embedder(args.int8, backend="openvino")}
     nncf_note = nncf_subject(args.fp32, args.calib_data, subjects)
-    lines = [f"INT8 Q/DQ graph vs FP32 (ONNX Runtime), cosine per crop mean / min; {cpu_name()} "
-             f"({os.cpu_count()} logical CPUs), openvino {openvino.__version__}.", "",
+    lines = [f"INT8 Q/DQ graph vs FP32 (ONNX Runtime), cosine per crop mean / min; {machine_label()}, "
+             f"openvino {openvino.__version__}.", "",
              "Command: `.venv/bin/python benchmarks/openvino_int8.py --fp32 osnet.onnx --int8 "
              "osnet.int8.onnx` (osnet_x0_25 MSMT17, calibrated with the defaults on MOT17-04 "
              "only)", "", "| crops | n | " + " | ".join(subjects) + " |",

@@ -23,7 +23,7 @@ from PIL import Image
 
 from reid_trt import Embedder
 from reid_trt.core import preprocess
-from reid_trt.core.machine import cpu_name
+from reid_trt.core.machine import machine_label
 from reid_trt.core.preprocess import normalize_nhwc_bgr, resize_bgr
 from reid_trt.data.folder import read_crops
 from reid_trt.data.mot import mot_crops
@@ -82,7 +82,7 @@ def main() -> int:
     parser.add_argument("--out", type=Path)
     parser.add_argument("--rounds", type=int, default=6)
     args = parser.parse_args()
-    lines = [f"machine: {cpu_name()}, {os.cpu_count()} logical CPUs; "
+    lines = [f"machine: {machine_label()}; "
              f"command: .venv/bin/python benchmarks/preprocess_pil_vs_cv2.py", ""]
     weights = DATA / "weights" / "osnet_x0_25_msmt17.pth"
     model = load_model(weights).model.eval()

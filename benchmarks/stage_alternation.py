@@ -104,7 +104,7 @@ def main() -> None:
     if args.alone:
         print(json.dumps(alone(Path(args.alone))))
         return
-    from reid_trt.core.machine import cpu_count, cpu_name
+    from reid_trt.core.machine import machine_label
     from reid_trt.export.api import export_onnx
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -128,7 +128,7 @@ def main() -> None:
             mine = [r for r in rows if r["setting"] == setting and r["batch"] == batch]
             merged.append({k: (statistics.median(r[k] for r in mine) if isinstance(v, float) else v)
                            for k, v in mine[0].items()})
-    machine = f"{cpu_name()}, {cpu_count()} CPUs"
+    machine = machine_label()
     results = HERE / "results"
     (results / "stage_alternation_cpu.json").write_text(
         json.dumps({"machine": machine, "alone": solo, "rows": merged, "runs": rows}, indent=1)

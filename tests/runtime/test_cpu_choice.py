@@ -11,6 +11,7 @@ import pytest
 
 from reid_trt.core.defaults import CACHE_ENV
 from reid_trt.core.errors import ReidTrtError
+from reid_trt.core.machine import cpu_model, machine_label
 from reid_trt.core.metrics import cosine_rows
 from reid_trt.runtime import cpu_choice
 from reid_trt.runtime.cpu_choice import BACKEND_ENV, rank
@@ -44,7 +45,8 @@ def test_first_load_measures_both_and_later_loads_remember(graphs, crops, unpinn
     record = json.loads(unpinned.read_text())
     (key, entry), = record["choices"].items()
     assert entry["backend"] == choice.backend and entry["ms"] == choice.ms
-    assert cpu_choice.cpu_name() in key and entry["measured"]
+    # keyed by the CPU's name, family, model and kernel flags, so no other CPU reuses it
+    assert machine_label() in key and cpu_model() in key and entry["measured"]
     with Embedder(graph) as again:
         assert again.cpu_choice.cached and again.backend_name == choice.backend
         assert "remembered" in str(again.cpu_choice)
