@@ -108,7 +108,7 @@ def read_kept(key: tuple) -> tuple[bytes, onnx.ModelProto] | None:
     except Exception:  # protobuf's DecodeError and others: a damaged file
         _discard(path, "damaged")
         return None
-    if not model.graph.input or not model.graph.output or not model.graph.node:
+    if not model.graph.output or not model.graph.node:
         _discard(path, "no graph in it")
         return None
     with contextlib.suppress(OSError):
