@@ -283,8 +283,11 @@ def test_a_held_lock_is_waited_for_in_words_and_not_forever(tmp_path, monkeypatc
 
 def test_a_kept_trace_wrong_for_its_key_is_discarded(generated_checkpoint, tmp_path, monkeypatch,
                                                      caplog):
-    """Another checkpoint's trace under this checkpoint's key: the export traces again, writes a
-    verified graph, says which file it discarded, and the next export is right from the cache."""
+    """A kept trace whose weights are not its checkpoint's (another file under its key): the
+    export traces again, writes a verified graph, says which file it discarded, and keeps the
+    right trace in its place."""
+    from onnx import numpy_helper
+
     from reid_trt.core.defaults import CACHE_ENV
     from reid_trt.export import trace_cache
 
@@ -293,18 +296,18 @@ def test_a_kept_trace_wrong_for_its_key_is_discarded(generated_checkpoint, tmp_p
     small = ExportConfig(height=SMALL[0], width=SMALL[1])
     weights = generated_checkpoint("osnet_x0_25")
     a = export_onnx(weights, tmp_path / "a.onnx", small)
-    checkpoint = torch.load(weights, weights_only=True)
-    checkpoint["state_dict"]["fc.0.weight"] *= 2
-    torch.save(checkpoint, tmp_path / "other.pth")
-    other = export_onnx(tmp_path / "other.pth", tmp_path / "other.onnx", small)
     path = trace_cache.disk_path(trace_cache.trace_key(a.contract, None, small.opset))
-    wrong = trace_cache.disk_path(trace_cache.trace_key(other.contract, None, small.opset))
-    path.write_bytes(wrong.read_bytes())  # the other checkpoint's trace under a's key
-    monkeypatch.setattr(trace_cache, "_TRACES", type(trace_cache._TRACES)())
+    wrong = onnx.load_from_string(path.read_bytes())
+    init = max(wrong.graph.initializer, key=lambda t: np.prod(t.dims))
+    values = numpy_helper.to_array(init)
+    noise = np.random.default_rng(0).normal(0, values.std(), values.shape).astype(values.dtype)
+    init.CopyFrom(numpy_helper.from_array(values + noise, init.name))
+    path.write_bytes(wrong.SerializeToString())
+    monkeypatch.setattr(trace_cache, "_TRACES", type(trace_cache._TRACES)())  # another process
     again = export_onnx(weights, tmp_path / "again.onnx", small)
     assert again.parity.min_cosine >= 0.99999
     assert f"discarded the kept trace {path}" in caplog.text
-    assert path.read_bytes() != wrong.read_bytes()  # replaced by the right trace
+    assert path.read_bytes() != wrong.SerializeToString()  # replaced by the right trace
     assert (tmp_path / "again.onnx").read_bytes() == (tmp_path / "a.onnx").read_bytes()
 
 
