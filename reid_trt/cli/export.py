@@ -29,6 +29,7 @@ from reid_trt.cli.common import (
 from reid_trt.cli.groups import Group, takes
 from reid_trt.core.errors import ReidTrtError
 from reid_trt.core.fileio import check_output
+from reid_trt.core.manifest import rebuild_advice
 from reid_trt.core.options import InputFormat
 from reid_trt.engine.build import BuildConfig
 from reid_trt.export.api import ExportConfig
@@ -381,8 +382,8 @@ def inspect_cmd(path: Annotated[Path, typer.Argument(help=".onnx, or .plan/.engi
     for key, value in facts.items():
         console.print(f"{key:<14}{value}", markup=False)
     if problems:
-        raise ReidTrtError(f"{path}: its manifest does not describe it: {problems[0]}; rebuild it "
-                           f"with 'reid-export trt --onnx MODEL.onnx -o {path}'")
+        raise ReidTrtError(f"{path}: its manifest does not describe it: {problems[0]}; "
+                           f"{rebuild_advice(path)}")
 
 
 @app.command("demo")

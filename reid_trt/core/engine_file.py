@@ -20,7 +20,7 @@ from pathlib import Path
 
 from reid_trt.core.errors import ReidTrtError
 from reid_trt.core.fileio import sha256_file
-from reid_trt.core.manifest import Manifest, manifest_path
+from reid_trt.core.manifest import Manifest, manifest_path, rebuild_advice
 
 _CONSTANT = re.compile(rb'const_payload_size=(\d+) dims=\{[^}]*\} name="[^"]*"[^\n]{0,300}?'
                        rb'type=(\w+)')
@@ -119,15 +119,20 @@ def disagreements(manifest: Manifest, engine: EngineFile) -> list[str]:
     return found
 
 
-def check_engine_file(path: Path, manifest: Manifest) -> None:
-    """Refuses an engine its manifest does not describe (edited, or beside another engine)."""
+def check_engine_sha256(path: Path, manifest: Manifest) -> None:
+    """The one check of an engine's bytes against the sha256 its build recorded."""
     if manifest.engine_sha256 and sha256_file(path) != manifest.engine_sha256:
         raise ReidTrtError(f"{path} is not the engine its manifest describes (sha256 differs: "
-                           "changed or truncated since the build); rebuild it with "
-                           f"'reid-export trt --onnx MODEL.onnx -o {path}'")
+                           "replaced, changed or truncated since the build, so it does not match "
+                           f"its manifest); {rebuild_advice(path)}")
+
+
+def check_engine_file(path: Path, manifest: Manifest) -> None:
+    """Refuses an engine its manifest does not describe (edited, or beside another engine)."""
+    check_engine_sha256(path, manifest)
     found = disagreements(manifest, EngineFile.of(path, manifest))
     if found:
         more = f" (and {len(found) - 1} more)" if len(found) > 1 else ""
         raise ReidTrtError(f"{path}: its manifest {manifest_path(Path(path)).name} says "
                            f"{found[0]}{more}; the manifest was edited or belongs to another "
-                           f"engine: rebuild it with 'reid-export trt --onnx MODEL.onnx -o {path}'")
+                           f"engine: {rebuild_advice(path)}")

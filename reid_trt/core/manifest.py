@@ -22,6 +22,15 @@ def manifest_path(engine: Path) -> Path:
     return engine.with_name(engine.name + ".json")
 
 
+def rebuild_advice(engine: Path | str, where: str = "", options: str = "") -> str:
+    """The one way every message says how to make `engine` right again: build it anew from the
+    .onnx it was built from (`where`: ' on this machine', ' for this GPU'; `options`: flags the
+    new build needs)."""
+    extra = f" {options}" if options else ""
+    return (f"rebuild it{where} with 'reid-export trt --onnx MODEL.onnx -o {engine}{extra}' (the "
+            ".onnx it was built from)")
+
+
 @dataclass(frozen=True)
 class Profile:
     """The engine's batch sizes (TensorRT's optimisation profile)."""
@@ -120,7 +129,7 @@ def _check_shape(data) -> None:
 def read_manifest(engine: Path) -> Manifest:
     """The manifest beside `engine`; a missing or corrupt one is an error that says what to do."""
     path = manifest_path(Path(engine))
-    rebuild = f"rebuild it with 'reid-export trt --onnx MODEL.onnx -o {engine}'"
+    rebuild = rebuild_advice(engine)
     if path.is_dir():
         raise ReidTrtError(f"{path} is a directory, not the engine's manifest; move it away and "
                            f"{rebuild}")

@@ -166,7 +166,7 @@ def instancenorm_path(network) -> str | None:
     return "native" if "NORMALIZATION" in kinds else None
 
 
-def weighted_layers(network) -> dict[str, int]:
+def precision_counts(network) -> dict[str, int]:
     """How many convolution and matrix-multiply layers the strongly typed network computes in
     each precision: 'int8' where both data and weights come from DequantizeLinear (TensorRT
     fuses them into an INT8 kernel), else the layer's float type. The graph's types decide this,
@@ -368,7 +368,7 @@ def _build(trt: Trt, onnx_path: Path, parsed: Path, output: Path, config: BuildC
         trt_flavour=trt.flavour, trt_version=trt.version, precision=precision,
         profile=Profile(lo, best, hi), io=_io(network), contract=contract, targets=targets,
         instancenorm=in_path or "none",
-        weighted_layers=weighted_layers(network), unquantized=str(remainder or ""),
+        weighted_layers=precision_counts(network), unquantized=str(remainder or ""),
         engine_layers=engine_layer_report(logger.layers, model),
         onnx_sha256=sha256_file(onnx_path), engine_bytes=len(engine),
         build_seconds=round(seconds, 2), built_at=datetime.now(timezone.utc).isoformat(

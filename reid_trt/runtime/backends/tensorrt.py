@@ -18,25 +18,21 @@ import numpy as np
 from packaging.version import InvalidVersion, Version
 
 from reid_trt.core.batching import BatchLimits
-from reid_trt.core.engine_file import check_engine_file
+from reid_trt.core.engine_file import check_engine_file, check_engine_sha256
 from reid_trt.core.errors import MissingDependencyError, ReidTrtError
-from reid_trt.core.fileio import sha256_file
-from reid_trt.core.manifest import Manifest, manifest_path, read_manifest
+from reid_trt.core.manifest import Manifest, manifest_path, read_manifest, rebuild_advice
 from reid_trt.core.options import Device
 from reid_trt.core.trt_compat import Trt, collecting_logger, load_trt, sm
 
 
 def _rebuild(path: Path) -> str:
-    return (f"rebuild it on this machine: reid-export trt --onnx MODEL.onnx -o {path} "
-            "(the .onnx it was built from)")
+    return rebuild_advice(path, " on this machine")
 
 
 def check_engine(path: Path, manifest: Manifest, trt: Trt,
                  device_cc: tuple[int, int] | None = None) -> None:
     """Refuses an engine that this machine's TensorRT or GPU cannot run, before loading it."""
-    if sha256_file(path) != manifest.engine_sha256:
-        raise ReidTrtError(f"{path} does not match its manifest (sha256 differs: replaced or "
-                           f"truncated?); {_rebuild(path)}")
+    check_engine_sha256(path, manifest)
     if trt.flavour != manifest.trt_flavour:
         raise ReidTrtError(f"{path} was built by {manifest.trt_flavour} {manifest.trt_version}, "
                            f"but this machine runs {trt.label}; {_rebuild(path)}")
@@ -58,9 +54,8 @@ def check_engine(path: Path, manifest: Manifest, trt: Trt,
     explicit = re.findall(r"sm\d+", manifest.targets)
     if device_cc is not None and explicit and sm(device_cc) not in explicit:
         raise ReidTrtError(f"{path} targets {manifest.targets}, but this GPU is {sm(device_cc)}; "
-                           "rebuild it for this GPU: reid-export trt --onnx MODEL.onnx -o "
-                           f"{path} --compute-capability {sm(device_cc)} (the .onnx it was built "
-                           "from)")
+                           + rebuild_advice(path, " for this GPU",
+                                            f"--compute-capability {sm(device_cc)}"))
 
 
 def _cudart():
