@@ -133,7 +133,7 @@ def layer_label(model: onnx.ModelProto, node_name: str) -> str:
 
 def make_report(sets, score, config, choice, work: Int8Work, artifact, source_sha256: str,
                 digest: str) -> CalibrationReport:
-    """The report from calibrate_onnx's pieces (api.CalibrationSets, api.Scorer, api.Choice)."""
+    """The report from calibrate_onnx's pieces (sets.CalibrationSets, scoring.Scorer, api.Choice)."""
     calib_ids = {str(s.path) + str(s.box) for s in sets.calib_samples}
     known_ids = {s.pid for s in sets.calib_samples if s.pid >= 0}
     split = sets.split

@@ -22,13 +22,15 @@ def manifest_path(engine: Path) -> Path:
     return engine.with_name(engine.name + ".json")
 
 
-def rebuild_advice(engine: Path | str, where: str = "", options: str = "") -> str:
+def rebuild_advice(engine: Path | str, where: str = "", target: str | None = None) -> str:
     """The one way every message says how to make `engine` right again: build it anew from the
-    .onnx it was built from (`where`: ' on this machine', ' for this GPU'; `options`: flags the
-    new build needs)."""
-    extra = f" {options}" if options else ""
-    return (f"rebuild it{where} with 'reid-export trt --onnx MODEL.onnx -o {engine}{extra}' (the "
-            ".onnx it was built from)")
+    .onnx it was built from (`where`: ' on this machine', ' for this GPU'; `target`: the GPU
+    architecture the new build must name, e.g. 'sm89')."""
+    if target is None:
+        return (f"rebuild it{where} with 'reid-export trt --onnx MODEL.onnx -o {engine}' (the "
+                ".onnx it was built from)")
+    return (f"rebuild it{where} with 'reid-export trt --onnx MODEL.onnx -o {engine} "
+            f"--compute-capability {target}' (the .onnx it was built from)")
 
 
 @dataclass(frozen=True)

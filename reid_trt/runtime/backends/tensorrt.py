@@ -54,8 +54,7 @@ def check_engine(path: Path, manifest: Manifest, trt: Trt,
     explicit = re.findall(r"sm\d+", manifest.targets)
     if device_cc is not None and explicit and sm(device_cc) not in explicit:
         raise ReidTrtError(f"{path} targets {manifest.targets}, but this GPU is {sm(device_cc)}; "
-                           + rebuild_advice(path, " for this GPU",
-                                            f"--compute-capability {sm(device_cc)}"))
+                           + rebuild_advice(path, " for this GPU", sm(device_cc)))
 
 
 def _cudart():
