@@ -3,6 +3,7 @@ queries camera 2) scored through Embedder equal torchreid's own pipeline's mAP a
 FP32 and FP16; reid-bench evaluates a query+gallery root and a flat set and names its protocol;
 its subjects run the runtime their option names, each once."""
 
+import json
 import shutil
 
 import pytest
@@ -81,17 +82,18 @@ def test_reid_bench_cli_on_the_flat_set_with_honest_subjects(graphs, cuhk03, tmp
     result = runner.invoke(app, ["--onnx", graph, "--openvino", graph, "--embedder", graph,
                                  "--onnx", graph, "--batch", "8", "--runs", "1", "--warmup", "0",
                                  "--rounds", "1", "--num-crops", "4", "--max-queries", "60",
-                                 "--dataset", "cuhk03", str(cuhk03), "--markdown", str(out)])
+                                 "--dataset", "cuhk03", str(cuhk03), "--markdown", str(out),
+                                 "--json", str(tmp_path / "r.json")])
     assert result.exit_code == 0, result.output
     text = out.read_text()
-    rows = [line for line in text.splitlines() if line.startswith("| ") and "R-5" not in line
-            and "---" not in line and "batch" not in line and "x ref" not in line]
-    accuracy = [r for r in rows if r.count("|") == 11]  # the 10 columns of the accuracy table
-    assert [r.split("|")[1].strip() for r in accuracy] == ["ort fp32", "openvino fp32"]
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert [s["label"] for s in report["subjects"]] == ["ort fp32", "openvino fp32"]
     assert "camera 1's crops query the other cameras'" in text and "60 queries" in text
-    for row in accuracy:
-        map_, r1, r5 = (float(v) for v in row.split("|")[7:10])
-        assert 0 < map_ <= 100 and r1 <= r5 <= 100
+    assert report["settings"]["dataset"]["queries"] == 60
+    for subject in report["subjects"]:
+        scores = subject["retrieval"]
+        assert scores["queries"] == 60
+        assert 0 < scores["mAP"] <= 1 and scores["rank1"] <= scores["rank5"] <= 1
 
 
 def test_onnx_subject_must_be_a_graph(graphs, tmp_path):
