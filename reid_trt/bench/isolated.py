@@ -35,8 +35,9 @@ class SubjectSpec:
 
 def _serve(conn, spec: SubjectSpec) -> None:
     """The worker: opens the subject, then answers the parent's requests until told to stop."""
-    from reid_trt.bench.timing import compute_call
+    from reid_trt.bench.timing import mode_call
     from reid_trt.core.timing import Turn
+    from reid_trt.runtime.backends.base import Profiled
     from reid_trt.runtime.embedder import Embedder
 
     try:
@@ -56,9 +57,7 @@ def _serve(conn, spec: SubjectSpec) -> None:
                 return
             if op == "stage":  # key, mode, crops
                 key, mode, crops = args
-                call = (lambda c=crops: embedder.embed(c)) if mode == "end_to_end" else \
-                    compute_call(embedder.backend, embedder.preprocess(crops))
-                turns[key] = Turn(call)
+                turns[key] = Turn(mode_call(embedder, mode, crops))
                 conn.send(("done", None))
             elif op == "warm":
                 turns[args[0]].warm(args[1])
@@ -66,8 +65,9 @@ def _serve(conn, spec: SubjectSpec) -> None:
             elif op == "timed":
                 conn.send(("done", turns[args[0]].timed(args[1])))
             elif op == "memory":
-                memory = getattr(embedder.backend, "device_memory_bytes", lambda: None)()
-                conn.send(("done", memory))
+                backend = embedder.backend
+                conn.send(("done", backend.device_memory_bytes()
+                           if isinstance(backend, Profiled) else None))
         except Exception as e:
             conn.send(("error", f"{type(e).__name__}: {e}"))
 

@@ -80,23 +80,28 @@ def time_subjects(subjects: list[Subject], crops: list[np.ndarray], config: Benc
                     setattr(row, mode, summarize(got, batch) if got else None)
             resize_ms[batch] = summarize(samples["resize", "-"], batch).p50_ms
             progress(f"batch {batch} done", 1)
-        for label, worker in workers.items():
-            next(s for s in subjects if s.label == label).device_memory = \
-                worker.device_memory_bytes()
+        for subject in subjects:
+            if subject.label in workers:
+                subject.device_memory = workers[subject.label].device_memory_bytes()
     finally:
         for worker in workers.values():
             worker.close()
     return resize_ms
 
 
+def mode_call(embedder, mode: str, crops: list[np.ndarray]) -> Callable[[], object]:
+    """What one timed call of `mode` runs: the crops end to end, or the model alone on them
+    already preprocessed (here, and in a subject's own process: bench/isolated.py)."""
+    if mode == "end_to_end":
+        return lambda: embedder.embed(crops)
+    return compute_call(embedder.backend, embedder.preprocess(crops))
+
+
 def _turn(subject: Subject, worker, mode: str, crops: list[np.ndarray]):
     """The subject's call in `mode`: staged in its worker process, or here."""
     if worker is not None:
         return worker.turn((subject.label, mode, len(crops)), mode, crops)
-    embedder = subject.embedder
-    if mode == "end_to_end":
-        return lambda: embedder.embed(crops)
-    return compute_call(embedder.backend, embedder.preprocess(crops))
+    return mode_call(subject.embedder, mode, crops)
 
 
 def add_ratios(subjects: list[Subject], reference: Subject) -> None:

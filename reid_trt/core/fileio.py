@@ -1,5 +1,6 @@
 """File output: every output path checked before any work starts, and written atomically, so a
-failed or interrupted step never leaves a partial file behind and never overwrites an input.
+failed or interrupted step never leaves a partial file behind and never overwrites an input. And
+the one bounded reader of the files the product reads for itself (read_regular).
 """
 
 from __future__ import annotations
@@ -8,6 +9,7 @@ import contextlib
 import hashlib
 import os
 import shutil
+import stat
 import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -216,6 +218,29 @@ def atomic_paths(*paths: Path) -> Iterator[tuple[Path, ...]]:
 def write_bytes_atomic(path: Path, data: bytes) -> None:
     with atomic_path(path) as tmp:
         tmp.write_bytes(data)
+
+
+def read_regular(path: Path | str, max_bytes: int) -> bytes:
+    """The bytes of `path`, read only if it is a regular file of at most `max_bytes`: opened
+    without blocking and checked on the open descriptor, so a named pipe, a device (a link to
+    /dev/zero) or a folder is never read, and a large file never read whole. OSError where it
+    cannot be opened; ValueError, saying why, where it is not such a file."""
+    limit = f"{max_bytes >> 20} MiB" if max_bytes >= 1 << 20 else f"{max_bytes >> 10} KiB"
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    try:  # checked on the descriptor: Python's file objects refuse a folder with an OSError
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise ValueError("not a regular file")
+        if info.st_size > max_bytes:
+            raise ValueError(f"larger than {limit}")
+    except BaseException:
+        os.close(fd)
+        raise
+    with os.fdopen(fd, "rb") as f:
+        data = f.read(max_bytes + 1)
+    if len(data) > max_bytes:  # grew while read
+        raise ValueError(f"larger than {limit}")
+    return data
 
 
 def sha256_file(path: Path) -> str:

@@ -11,11 +11,12 @@ from pathlib import Path
 
 from reid_trt.core.contract import Contract
 from reid_trt.core.errors import ReidTrtError
+from reid_trt.core.fileio import read_regular
 from reid_trt.core.records import fields_jsonable
 
 MANIFEST_FORMAT = "reid-trt-engine/1"
 ENGINE_SUFFIXES = (".plan", ".engine", ".trt")
-MAX_MANIFEST_BYTES = 4 << 20
+MAX_MANIFEST_BYTES = 4 << 20  # a manifest is a few KB: a bigger file is not one
 
 
 def manifest_path(engine: Path) -> Path:
@@ -120,10 +121,9 @@ def _check_shape(data) -> None:
         if not isinstance(shape, list) or not all(
                 isinstance(d, int) and not isinstance(d, bool) and d >= -1 for d in shape):
             raise ValueError(f"io[{k}].shape is not a list of sizes (-1 for the batch)")
-    for name in ("weighted_layers",):
-        for key, count in data.get(name, {}).items():
-            if isinstance(count, bool) or not isinstance(count, int):
-                raise ValueError(f"{name}['{key}'] is a {type(count).__name__}, not a count")
+    for key, count in data.get("weighted_layers", {}).items():
+        if isinstance(count, bool) or not isinstance(count, int):
+            raise ValueError(f"weighted_layers['{key}'] is a {type(count).__name__}, not a count")
     if not all(isinstance(w, str) for w in data.get("builder_warnings", [])):
         raise ValueError("builder_warnings holds something other than text")
 
@@ -138,11 +138,7 @@ def read_manifest(engine: Path) -> Manifest:
     if not path.is_file():
         raise ReidTrtError(f"{path}: no manifest beside the engine; {rebuild}")
     try:
-        with open(path, "rb") as f:  # a manifest is a few KB: a bigger file is not one
-            text = f.read(MAX_MANIFEST_BYTES + 1)
-        if len(text) > MAX_MANIFEST_BYTES:
-            raise ValueError(f"larger than {MAX_MANIFEST_BYTES >> 20} MiB")
-        data = json.loads(text.decode())
+        data = json.loads(read_regular(path, MAX_MANIFEST_BYTES).decode())
         _check_shape(data)
     except OSError as e:
         raise ReidTrtError(f"{path}: cannot read the engine's manifest ({e.strerror})") from None

@@ -9,14 +9,13 @@ beside every tracker.
 
 from __future__ import annotations
 
-import os
-import stat
 import struct
 
 import numpy as np
 
 from reid_trt.core.defaults import MAX_IMAGE_BYTES, MAX_IMAGE_PIXELS
 from reid_trt.core.errors import MissingDependencyError, ReidTrtError
+from reid_trt.core.fileio import read_regular
 
 try:
     import cv2
@@ -82,30 +81,14 @@ def image_size(data: bytes) -> tuple[int, int] | None:
     return None
 
 
-def _read_regular(path) -> bytes | None:
-    """The bytes of `path` if it is a regular file of at most MAX_IMAGE_BYTES, else None. Opened
-    without blocking and checked on the open file: a named pipe, a device (a link to /dev/zero)
-    or a folder named like an image is never read."""
-    try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
-    except OSError:
-        return None
-    with os.fdopen(fd, "rb") as f:
-        info = os.fstat(f.fileno())
-        if not stat.S_ISREG(info.st_mode) or info.st_size > MAX_IMAGE_BYTES:
-            return None
-        data = f.read(MAX_IMAGE_BYTES + 1)
-    return data if len(data) <= MAX_IMAGE_BYTES else None
-
-
 def read_image(path) -> np.ndarray | None:
     """A BGR image from a file, or None when it is unreadable, not a regular file, not a JPEG,
     PNG, BMP or WebP image, larger than MAX_IMAGE_BYTES or MAX_IMAGE_PIXELS by its header, or a
     cut-short JPEG (skipped and counted by the callers, as OpenCV's None for an unreadable file
     is)."""
     try:
-        data = _read_regular(path)
-    except OSError:
+        data = read_regular(path, MAX_IMAGE_BYTES)
+    except (OSError, ValueError):  # unreadable, not a regular file, or too large
         return None
     if not data or _truncated_jpeg(data):
         return None

@@ -26,7 +26,7 @@ import onnx
 
 from reid_trt.core.contract import Contract
 from reid_trt.core.errors import ExportError
-from reid_trt.core.fileio import cache_dir, write_bytes_atomic
+from reid_trt.core.fileio import cache_dir, read_regular, write_bytes_atomic
 
 log = logging.getLogger("reid_trt")
 
@@ -93,18 +93,14 @@ def read_kept(key: tuple) -> tuple[bytes, onnx.ModelProto] | None:
     not a regular file of a sane size, or not a graph, is discarded (one warning line)."""
     path = disk_path(key)
     try:
-        info = path.stat()
+        data = read_regular(path, MAX_TRACE_BYTES)
     except OSError:
-        return None
-    if not path.is_file() or info.st_size > MAX_TRACE_BYTES:
-        _discard(path, "not a trace file")
+        return None  # none, or unreadable here: traced again, the file left to its owner
+    except ValueError as e:  # a folder, a pipe, a file far bigger than any trace
+        _discard(path, str(e))
         return None
     try:
-        with open(path, "rb") as f:
-            data = f.read(MAX_TRACE_BYTES + 1)
         model = onnx.load_from_string(data)
-    except OSError:
-        return None  # unreadable here: traced again, the file left to its owner
     except Exception:  # protobuf's DecodeError and others: a damaged file
         _discard(path, "damaged")
         return None

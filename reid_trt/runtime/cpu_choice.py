@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from reid_trt.core.errors import ReidTrtError
-from reid_trt.core.fileio import cache_dir, write_bytes_atomic
+from reid_trt.core.fileio import cache_dir, read_regular, write_bytes_atomic
 from reid_trt.core.machine import machine_label
 from reid_trt.core.onnxio import load_onnx
 from reid_trt.core.options import Spin
@@ -136,13 +136,7 @@ def _read_record(path: Path) -> dict:
     try:
         if not path.exists():
             return empty
-        if not path.is_file():
-            raise ValueError("not a regular file")
-        with open(path, "rb") as f:
-            data = f.read(MAX_RECORD_BYTES + 1)
-        if len(data) > MAX_RECORD_BYTES:
-            raise ValueError(f"larger than {MAX_RECORD_BYTES >> 10} KiB")
-        record = json.loads(data)
+        record = json.loads(read_regular(path, MAX_RECORD_BYTES))
         if not isinstance(record, dict) or record.get("version") != RECORD_VERSION:
             return empty  # an older layout: measured again
         choices = record.get("choices")
