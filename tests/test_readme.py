@@ -28,6 +28,9 @@ README = Path(__file__).resolve().parents[1] / "README.md"
 BLOCKS = re.findall(r"```python\n(.*?)```", README.read_text(), re.S)
 
 
+README_CROPS = 256 + 8  # crops/: the README's calibration size, and crops to judge INT8 by
+
+
 def check_boxmot(ns):
     tracks = ns["tracks"]
     assert tracks.ndim == 2 and len(tracks) > 0  # the first frame's boxes start tracks
@@ -57,6 +60,8 @@ def check_build(ns):
     assert read_manifest(Path("osnet.plan")).precision == "fp16"  # built from the FP16 export
     assert read_manifest(Path("osnet.int8.plan")).precision == "int8"  # from the calibrated one
     assert 0.5 < ns["report"].int8_work.int8_mac_share <= 1 and ns["report"].budget_held
+    sets = ns["report"].calibration_set, ns["report"].evaluation_set
+    assert (sets[0].images, sets[1].images) == (256, README_CROPS - 256)
 
 
 def check_contract(ns):
@@ -89,13 +94,17 @@ def folder(tmp_path_factory, real_weights, graphs, shared_data):
     shutil.copy(graphs["osnet_x0_25", "fp32"], root / "osnet.onnx")
     if cuda_present():  # without one, every example that runs it takes osnet.onnx (see above)
         engine_from_onnx(root / "osnet.onnx", root / "osnet.plan", BuildConfig(max_batch=32))
-    # a folder of crops as a user has one: real MOT17 boxes and CUHK03 crops, plainly named
+    # a folder of crops as a user has one: real MOT17 boxes and CUHK03 crops, plainly named;
+    # the smallest that runs the calibration example as written (CalibrationConfig(size=256)):
+    # 256 to calibrate on and 8 left to judge by (each judged crop costs every scoring of the
+    # search)
     (root / "crops").mkdir()
     mot = [c for s in sorted((shared_data / "reid" / "mot17-mini" / "train").iterdir())
            for c in mot_crops(s)[0]]
     for i, crop in enumerate(mot):
         cv2.imwrite(str(root / "crops" / f"{i:04d}.jpg"), crop)
-    for i, path in enumerate(sorted((shared_data / "reid" / "cuhk03-detected").glob("*.jpg"))[:100]):
+    cuhk03 = sorted((shared_data / "reid" / "cuhk03-detected").glob("*.jpg"))
+    for i, path in enumerate(cuhk03[:README_CROPS - len(mot)]):
         shutil.copy(path, root / "crops" / f"{len(mot) + i:04d}.jpg")
     market = sorted((shared_data / "reid" / "market1501").glob("*.jpg"))
     for i, name in enumerate(("person1.jpg", "person2.jpg")):

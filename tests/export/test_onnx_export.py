@@ -175,6 +175,35 @@ def test_graph_check_rejects_unfolded_batchnorm():
         check_graph(model, instance_norms=0, dynamic_batch=True)
 
 
+@pytest.mark.parametrize("nodes, constant, freed", [
+    ([("Add", ["x", "c"], ["y"])], (1, 3), True),  # per-row arithmetic: the axis is freed
+    ([("Add", ["x", "c"], ["y"])], (2, 3), False),  # a constant as wide as the traced batch
+    ([("Reshape", ["x", "c"], ["y"])], None, False),  # shape arithmetic
+])
+def test_a_trace_is_freed_of_its_batch_only_where_no_node_depends_on_it(nodes, constant, freed):
+    """A dynamic-batch export is traced at a static batch of 2 and its batch axis freed after
+    (onnx_export.with_free_batch); a graph where a node depends on that batch is not freed (the
+    exporter then traces with a symbolic batch)."""
+    from onnx import numpy_helper
+
+    from reid_trt.export.onnx_export import with_free_batch
+
+    value = np.ones(constant, np.float32) if constant else np.array([-1, 3], np.int64)
+    x = onnx.helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [2, 3])
+    y = onnx.helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [2, 3])
+    graph = onnx.helper.make_graph([onnx.helper.make_node(*n) for n in nodes], "g", [x], [y],
+                                   [numpy_helper.from_array(value, "c")])
+    model = onnx.helper.make_model(graph)
+    got = with_free_batch(model)
+    assert (got is not None) == freed
+    if freed:
+        assert batch_dim(got) == "batch"
+        assert got.graph.output[0].type.tensor_type.shape.dim[0].dim_param == "batch"
+        out = ort_session(got).run(None, {"x": np.zeros((5, 3), np.float32)})[0]
+        assert out.shape == (5, 3) and (out == 1).all()
+    assert batch_dim(model) == 2  # the traced graph itself is left as it was
+
+
 def test_contract_round_trip():
     c = Contract("osnet_x1_0", input_format="uint8-bgr", normalized=True, precision="fp16")
     assert Contract.from_metadata(c.to_metadata()) == c
