@@ -29,6 +29,43 @@ def chunks(rows: int) -> list[slice]:
     return [slice(i, min(i + RUN_CHUNK, rows)) for i in range(0, rows, RUN_CHUNK)]
 
 
+def weights_in_float(model: onnx.ModelProto) -> onnx.ModelProto:
+    """`model` with each DequantizeLinear of a stored INT8 weight replaced by the float tensor it
+    yields, computed once as ONNX Runtime computes it at every run ((w - zero point) x scale in
+    float32: the same bits). Activations keep their Q/DQ pairs. INT8 candidates then score about
+    10% faster (osnet_x0_25, 32 crops: 0.144 s -> 0.129 s a call, 2-core AMD EPYC)."""
+    from onnx import numpy_helper
+
+    stored = {init.name: init for init in model.graph.initializer}
+    folded, kept = {}, []
+    for node in model.graph.node:
+        if node.op_type != "DequantizeLinear" or not all(i in stored for i in node.input if i):
+            kept.append(node)
+            continue
+        w, scale, *zero = (numpy_helper.to_array(stored[i]) for i in node.input if i)
+        axis = next((a.i for a in node.attribute if a.name == "axis"), 1)
+        shape = [-1 if k == axis else 1 for k in range(w.ndim)] if scale.ndim else [1] * w.ndim
+        zero_point = zero[0].astype(np.int32).reshape(shape) if zero else 0
+        values = (w.astype(np.int32) - zero_point).astype(np.float32) * \
+            scale.astype(np.float32).reshape(shape)
+        folded[node.output[0]] = numpy_helper.from_array(values, node.output[0])
+    if not folded:
+        return model
+    used = {i for node in kept for i in node.input}
+    out = onnx.ModelProto()
+    out.CopyFrom(model)
+    del out.graph.node[:], out.graph.initializer[:]
+    out.graph.node.extend(kept)
+    out.graph.initializer.extend([i for i in model.graph.initializer if i.name in used])
+    out.graph.initializer.extend(folded.values())
+    return out
+
+
+def candidate_session(model: onnx.ModelProto):
+    """An INT8 candidate's session: Q/DQ computed as written, in float (core/onnxio.ort_session)."""
+    return ort_session(weights_in_float(model), int8_in_float=True)
+
+
 def run_chunked(session, name: str, x: np.ndarray) -> np.ndarray:
     return np.concatenate([session.run(None, {name: x[c]})[0] for c in chunks(len(x))])
 
@@ -95,7 +132,7 @@ class Scorer:
         whole domain's mean below it, the worst 1% so far below it: more rows only lower
         that). The chunks are those of every other scoring, so the rows computed are the same
         bits and a candidate that holds gets the same figures."""
-        session = ort_session(model, int8_in_float=True)
+        session = candidate_session(model)
         first = set(self.groups.get(self.last_worst, []))
         order = sorted(chunks(len(self.x)), key=lambda c: not first & set(range(c.start, c.stop)))
         got = np.zeros_like(self.reference)
@@ -115,7 +152,7 @@ class Scorer:
 
     def quick(self, model: onnx.ModelProto) -> Agreement:
         rows = self.quick_rows
-        got = run_chunked(ort_session(model, int8_in_float=True), self.name, self.x[rows])
+        got = run_chunked(candidate_session(model), self.name, self.x[rows])
         cos = cosine_rows(got, self.reference[rows])
         worst, figure = protocol.worst_domain(protocol.domain_figures(cos, self.quick_groups))
         return self._remember(Agreement(float(cos.mean()), float(cos.min()), 1.0, low_tail(cos),

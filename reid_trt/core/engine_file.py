@@ -20,15 +20,13 @@ from pathlib import Path
 
 from reid_trt.core.errors import ReidTrtError
 from reid_trt.core.fileio import sha256_file
-from reid_trt.core.manifest import Manifest, manifest_path, rebuild_advice
+from reid_trt.core.manifest import Manifest, element_type, manifest_path, rebuild_advice
+from reid_trt.core.options import TrtFlavour
 
 _CONSTANT = re.compile(rb'const_payload_size=(\d+) dims=\{[^}]*\} name="[^"]*"[^\n]{0,300}?'
                        rb'type=(\w+)')
 _TENSOR = re.compile(rb'dims=\{ (?:"[^"]*" )?([0-9 ]*)\}[^\n]{0,120}?name="([^"]+)"'
                      rb'[^\n]{0,300}?type=(\w+)')
-# the table's element types, in the manifest's words (TensorRT's DataType names)
-_TYPES = {"float": "FLOAT", "half": "HALF", "int8": "INT8", "uint8": "UINT8", "int32": "INT32",
-          "bf16": "BF16", "bool": "BOOL", "int64": "INT64"}
 
 
 @dataclass
@@ -42,7 +40,7 @@ class EngineFile:
     @classmethod
     def of(cls, path: Path, manifest: Manifest) -> EngineFile:
         """The engine's table where it is known to be whole (TensorRT-RTX), else unreadable."""
-        return cls.read(path) if manifest.trt_flavour == "rtx" else cls(False)
+        return cls.read(path) if manifest.trt_flavour == TrtFlavour.RTX else cls(False)
 
     @classmethod
     def read(cls, path: Path) -> EngineFile:
@@ -53,7 +51,7 @@ class EngineFile:
         tensors = {}
         for dims, name, kind in _TENSOR.findall(data):
             tensors.setdefault(name.decode(errors="replace"),
-                               (_TYPES.get(kind.decode(), kind.decode().upper()),
+                               (element_type(kind.decode()),
                                 tuple(int(d) for d in dims.split())))
         return cls(bool(weights), weights, tensors)
 
@@ -80,7 +78,7 @@ def disagreements(manifest: Manifest, engine: EngineFile) -> list[str]:
     disagrees (full TensorRT's are not read: see `EngineFile.readable`)."""
     found: list[str] = []
     precision, remainder = manifest.precision, manifest.unquantized
-    if manifest.trt_flavour == "rtx" and not engine.readable:
+    if manifest.trt_flavour == TrtFlavour.RTX and not engine.readable:
         found.append("a TensorRT-RTX engine, but the file holds no tensor table (every "
                      "TensorRT-RTX engine has one: this file is not one it built)")
     if engine.readable:
@@ -97,7 +95,7 @@ def disagreements(manifest: Manifest, engine: EngineFile) -> list[str]:
         if (precision == "fp32" or remainder == "fp32") and half:
             found.append(f"{'unquantized layers' if remainder else 'precision'} fp32, but the "
                          f"engine holds FP16 weights ({holds})")
-    recorded = manifest.engine_layers.get("int8_mac_share")
+    recorded = None if manifest.engine_layers is None else manifest.engine_layers.int8_mac_share
     if precision == "int8" and recorded == 0:
         found.append("precision int8, but its own record of the built layers has no INT8 "
                      "convolution")
@@ -107,14 +105,14 @@ def disagreements(manifest: Manifest, engine: EngineFile) -> list[str]:
     if not engine.readable:
         return found
     for io in manifest.io:
-        tensor = engine.io_tensor(io["name"])
+        tensor = engine.io_tensor(io.name)
         if tensor is None:
-            found.append(f"{io['mode']} '{io['name']}' is not a tensor of the engine")
+            found.append(f"{io.mode} '{io.name}' is not a tensor of the engine")
             continue
         kind, dims = tensor
-        wanted = tuple(int(d) for d in io["shape"][1:])
-        if kind != io["dtype"] or dims[-len(wanted):] != wanted:
-            found.append(f"{io['mode']} '{io['name']}' {io['dtype']} {list(wanted)}, but the "
+        wanted = tuple(int(d) for d in io.shape[1:])
+        if kind != io.dtype or dims[-len(wanted):] != wanted:
+            found.append(f"{io.mode} '{io.name}' {io.dtype} {list(wanted)}, but the "
                          f"engine's is {kind} {list(dims[-len(wanted):] if wanted else dims)}")
     return found
 

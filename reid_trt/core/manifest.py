@@ -12,11 +12,32 @@ from pathlib import Path
 from reid_trt.core.contract import Contract
 from reid_trt.core.errors import ReidTrtError
 from reid_trt.core.fileio import read_regular
+from reid_trt.core.options import Precision, TrtFlavour
 from reid_trt.core.records import fields_jsonable
 
 MANIFEST_FORMAT = "reid-trt-engine/1"
 ENGINE_SUFFIXES = (".plan", ".engine", ".trt")
 MAX_MANIFEST_BYTES = 4 << 20  # a manifest is a few KB: a bigger file is not one
+
+
+# TensorRT's element types in each spelling it uses (its DataType names, the TensorRT-RTX tensor
+# table's words, the builder's layer report's) -> the DataType name a manifest records.
+ELEMENT_TYPES = {"float": "FLOAT", "half": "HALF", "int8": "INT8", "uint8": "UINT8",
+                 "int32": "INT32", "int64": "INT64", "bool": "BOOL", "bf16": "BF16",
+                 "bfloat16": "BF16", "fp8": "FP8"}
+# The precision a layer computing in that type runs at (the words of Manifest.weighted_layers).
+LAYER_PRECISIONS = {"FLOAT": "fp32", "HALF": "fp16", "INT8": "int8", "BF16": "bf16", "FP8": "fp8"}
+
+
+def element_type(word: str) -> str:
+    """TensorRT's DataType name for any of its spellings of a type ('half', 'Half' -> 'HALF')."""
+    return ELEMENT_TYPES.get(word.lower(), word.upper())
+
+
+def layer_precision(word: str) -> str:
+    """The precision a layer computing in type `word` runs at ('Half' -> 'fp16'); a type that is
+    no precision keeps its own name, lowercased."""
+    return LAYER_PRECISIONS.get(element_type(word), word.lower())
 
 
 def manifest_path(engine: Path) -> Path:
@@ -48,22 +69,42 @@ class Profile:
         return self.max if self.min == self.max else None
 
 
+@dataclass(frozen=True)
+class IOTensor:
+    """An engine input or output as the network declares it."""
+
+    name: str
+    mode: str  # "input" or "output"
+    dtype: str  # TensorRT's DataType name (ELEMENT_TYPES)
+    shape: list[int]  # -1 for the dynamic batch
+
+
+@dataclass(frozen=True)
+class EngineLayers:
+    """What the built engine itself runs, read from the builder's layer report
+    (engine/layers.py): the graph's conv/matmul layers by the precision they run at, the INT8
+    share of conv MACs, the layers in INT8, and the reformat layers TensorRT added."""
+
+    weighted_layers: dict[str, int]
+    int8_mac_share: float
+    int8_layers: list[str]
+    reformat_layers: int
+
+
 @dataclass
 class Manifest:
-    trt_flavour: str  # "tensorrt" or "rtx"
+    trt_flavour: TrtFlavour  # TENSORRT or RTX
     trt_version: str
-    precision: str
+    precision: Precision
     profile: Profile
-    io: list[dict]  # name, mode, dtype, shape (-1 for the dynamic batch)
+    io: list[IOTensor]
     contract: Contract  # how to feed it
     targets: str  # compute capabilities or hardware compatibility level
     instancenorm: str
     onnx_sha256: str
     weighted_layers: dict[str, int] = field(default_factory=dict)  # conv/matmul count by precision
     unquantized: str = ""  # INT8 engines: precision of the layers left unquantized
-    # What the built engine itself runs, read from the builder's layer report (engine/layers.py):
-    # conv/matmul layers by precision, the INT8 share of conv MACs, reformat/cast layers.
-    engine_layers: dict = field(default_factory=dict)
+    engine_layers: EngineLayers | None = None  # None: the builder printed no layer report
     engine_sha256: str = ""
     engine_bytes: int = 0
     build_seconds: float = 0.0
@@ -77,22 +118,31 @@ class Manifest:
         return self.contract
 
     def to_dict(self) -> dict:
-        """The manifest as model.plan.json holds it."""
-        return fields_jsonable(self)
+        """The manifest as model.plan.json holds it (no layer report: {})."""
+        return {**fields_jsonable(self), "engine_layers": fields_jsonable(self.engine_layers)
+                if self.engine_layers is not None else {}}
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2) + "\n"
 
     @classmethod
     def from_dict(cls, data: dict) -> Manifest:
-        return cls(**{**data, "profile": Profile(**data["profile"]),
+        """The manifest from the JSON `_check_shape` passed."""
+        layers = data.get("engine_layers") or None
+        return cls(**{**data, "trt_flavour": TrtFlavour(data["trt_flavour"]),
+                      "precision": Precision(data["precision"]),
+                      "profile": Profile(**data["profile"]),
+                      "io": [IOTensor(**t) for t in data["io"]],
+                      "engine_layers": None if layers is None else EngineLayers(**layers),
                       "contract": Contract.from_dict(data["contract"], "the engine manifest")})
 
 
 # Field -> the JSON type it must have: a hand-edited or foreign file fails on reading.
 _TYPES = {f.name: f.type for f in fields(Manifest)}
-_JSON_TYPES = {"str": str, "Profile": dict, "list[dict]": list, "Contract": dict, "dict": dict,
-               "dict[str, int]": dict, "int": int, "float": (int, float), "list[str]": list}
+_JSON_TYPES = {"str": str, "Profile": dict, "list[IOTensor]": list, "Contract": dict,
+               "dict": dict, "dict[str, int]": dict, "int": int, "float": (int, float),
+               "list[str]": list, "TrtFlavour": str, "Precision": str,
+               "EngineLayers | None": dict}
 
 
 def _check_shape(data) -> None:
@@ -148,6 +198,10 @@ def read_manifest(engine: Path) -> Manifest:
             from None
     try:
         return Manifest.from_dict(data)
-    except (ReidTrtError, TypeError) as e:
+    except ReidTrtError as e:
         raise ReidTrtError(f"{path} is not a valid reid-trt manifest (its contract: {e}); "
                            f"{rebuild}") from None
+    except (TypeError, ValueError) as e:
+        reason = str(e).splitlines()[0][:160]
+        raise ReidTrtError(f"{path} is not a valid reid-trt manifest ({reason}); {rebuild}") \
+            from None

@@ -15,7 +15,14 @@ from reid_trt.core.contract import Int8Record, contract_of
 from reid_trt.core.errors import ReidTrtError, opt
 from reid_trt.core.fileio import atomic_paths, check_output, sha256_file, write_bytes_atomic
 from reid_trt.core.machine import cuda_compute_capability
-from reid_trt.core.manifest import ENGINE_SUFFIXES, Manifest, Profile, manifest_path
+from reid_trt.core.manifest import (
+    ENGINE_SUFFIXES,
+    IOTensor,
+    Manifest,
+    Profile,
+    layer_precision,
+    manifest_path,
+)
 from reid_trt.core.onnxio import graph_precision, is_fp16_qdq, load_onnx
 from reid_trt.core.options import (
     MAX_WORKSPACE_MIB,
@@ -176,7 +183,6 @@ def precision_counts(network) -> dict[str, int]:
         layer = network.get_layer(i)
         for j in range(layer.num_outputs):
             produced_by[layer.get_output(j).name] = layer.type.name
-    names = {"FLOAT": "fp32", "HALF": "fp16", "BF16": "bf16"}
     counts: dict[str, int] = {}
     for i in range(network.num_layers):
         layer = network.get_layer(i)
@@ -187,16 +193,15 @@ def precision_counts(network) -> dict[str, int]:
                                     for t in inputs):
             kind = "int8"
         else:
-            kind = names.get(layer.get_output(0).dtype.name, layer.get_output(0).dtype.name.lower())
+            kind = layer_precision(layer.get_output(0).dtype.name)
         counts[kind] = counts.get(kind, 0) + 1
     return dict(sorted(counts.items()))
 
 
-def _io(network) -> list[dict]:
+def _io(network) -> list[IOTensor]:
     tensors = [("input", network.get_input(i)) for i in range(network.num_inputs)]
     tensors += [("output", network.get_output(i)) for i in range(network.num_outputs)]
-    return [{"name": t.name, "mode": mode, "dtype": t.dtype.name, "shape": list(t.shape)}
-            for mode, t in tensors]
+    return [IOTensor(t.name, mode, t.dtype.name, list(t.shape)) for mode, t in tensors]
 
 
 def _configure(trt: Trt, builder, config: BuildConfig, notes: list[str]):
@@ -365,7 +370,7 @@ def _build(trt: Trt, onnx_path: Path, parsed: Path, output: Path, config: BuildC
     engine = bytes(serialized)
 
     manifest = Manifest(
-        trt_flavour=trt.flavour, trt_version=trt.version, precision=precision,
+        trt_flavour=TrtFlavour(trt.flavour), trt_version=trt.version, precision=Precision(precision),
         profile=Profile(lo, best, hi), io=_io(network), contract=contract, targets=targets,
         instancenorm=in_path or "none",
         weighted_layers=precision_counts(network), unquantized=str(remainder or ""),

@@ -15,8 +15,8 @@ import re
 import onnx
 
 from reid_trt.calibration.placement import weighted_layers
+from reid_trt.core.manifest import EngineLayers, layer_precision
 
-_TYPES = {"Int8": "int8", "Half": "fp16", "Float": "fp32", "BFloat16": "bf16", "FP8": "fp8"}
 _ONNX_LAYER = re.compile(r"\[ONNX Layer: ([^\]]+)\]")
 _DTYPE = re.compile(r"Datatype: (\w+)")
 
@@ -34,14 +34,14 @@ def _section(line: str, name: str) -> str:
     return line[i + 1:]
 
 
-def engine_layer_report(log_messages: list[str], model: onnx.ModelProto) -> dict:
+def engine_layer_report(log_messages: list[str], model: onnx.ModelProto) -> EngineLayers | None:
     """From the builder's 'Layers:' message: how many of the graph's conv/matmul layers run in
     each precision in the engine, the INT8 share of conv MACs (GEMV-shaped layers left out, as in
-    the calibration report), and the reformat layers TensorRT added between them. {} if the
+    the calibration report), and the reformat layers TensorRT added between them. None if the
     builder printed no layer report."""
     text = next((m for m in reversed(log_messages) if m.lstrip().startswith("Layers:")), None)
     if text is None:
-        return {}
+        return None
     layers = {layer.node: layer for layer in weighted_layers(model)}
     precision: dict[str, str] = {}
     converting = 0
@@ -62,10 +62,10 @@ def engine_layer_report(log_messages: list[str], model: onnx.ModelProto) -> dict
         if nodes and inputs:
             # data and weights both INT8: an INT8 kernel; else the type it computes in
             weights = constants[:1] or inputs[1:2]
-            kinds = {_TYPES.get(t, t.lower()) for t in inputs[:1] + weights}
+            kinds = {layer_precision(t) for t in inputs[:1] + weights}
             for node in nodes:  # a fused kernel runs all its convolutions alike
                 precision[node] = "int8" if kinds == {"int8"} else \
-                    _TYPES.get(outputs[0], outputs[0].lower()) if outputs else "unknown"
+                    layer_precision(outputs[0]) if outputs else "unknown"
     counted = [layer for layer in layers.values() if not layer.gemv]
     total = sum(layer.macs for layer in counted)
     int8 = sum(layer.macs for layer in counted if precision.get(layer.node) == "int8")
@@ -73,7 +73,7 @@ def engine_layer_report(log_messages: list[str], model: onnx.ModelProto) -> dict
     for node in layers:
         kind = precision.get(node, "not found")
         counts[kind] = counts.get(kind, 0) + 1
-    return {"weighted_layers": dict(sorted(counts.items())),
-            "int8_mac_share": round(int8 / total, 6) if total else 0.0,
-            "int8_layers": sorted(n for n, k in precision.items() if k == "int8"),
-            "reformat_layers": converting}
+    return EngineLayers(weighted_layers=dict(sorted(counts.items())),
+                        int8_mac_share=round(int8 / total, 6) if total else 0.0,
+                        int8_layers=sorted(n for n, k in precision.items() if k == "int8"),
+                        reformat_layers=converting)

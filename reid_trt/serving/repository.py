@@ -55,11 +55,11 @@ def engine_spec(engine: Path) -> ModelSpec:
     """What an engine's manifest says: I/O, profile, contract (no TensorRT needed)."""
     manifest = read_manifest(engine)
     check_engine_file(engine, manifest)
-    inputs = [t for t in manifest.io if t.get("mode") == "input"]
-    outputs = [t for t in manifest.io if t.get("mode") == "output"]
+    inputs = [t for t in manifest.io if t.mode == "input"]
+    outputs = [t for t in manifest.io if t.mode == "output"]
     _one_each(inputs, outputs, engine)
-    spec = [TensorSpec(t["name"], _dtype(TRT_TYPES, t["dtype"], t["name"], engine),
-                       tuple(int(d) for d in t["shape"][1:])) for t in (*inputs, *outputs)]
+    spec = [TensorSpec(t.name, _dtype(TRT_TYPES, t.dtype, t.name, engine),
+                       tuple(int(d) for d in t.shape[1:])) for t in (*inputs, *outputs)]
     profile = manifest.profile
     return ModelSpec((spec[0],), (spec[1],), profile.min, profile.opt, profile.max,
                      profile.max, manifest.preprocessing)

@@ -207,10 +207,10 @@ def test_artifact_is_right_in_every_runtime(calibrated, sources, unseen, tmp_pat
     # What the engine itself runs (the builder's layer report, not the graph): every conv the
     # graph quantized is an INT8 kernel, and the MAC share is the graph's.
     engine = m.engine_layers
-    assert set(engine["int8_layers"]) == int8_layers(model)
-    assert engine["int8_mac_share"] == pytest.approx(result.report.int8_work.int8_mac_share)
-    assert engine["weighted_layers"]["int8"] == m.weighted_layers["int8"]
-    assert engine["reformat_layers"] == 0
+    assert set(engine.int8_layers) == int8_layers(model)
+    assert engine.int8_mac_share == pytest.approx(result.report.int8_work.int8_mac_share)
+    assert engine.weighted_layers["int8"] == m.weighted_layers["int8"]
+    assert engine.reformat_layers == 0
     fp32 = engine_from_onnx(result.path, tmp_path / "int8.fp32.plan",
                             BuildConfig(unquantized="fp32")).manifest
     assert set(fp32.weighted_layers) == {"fp32", "int8"} and fp32.unquantized == "fp32"

@@ -12,7 +12,7 @@ import pytest
 from reid_trt.core.contract import contract_of
 from reid_trt.core.errors import ReidTrtError
 from reid_trt.core.machine import cuda_present
-from reid_trt.core.manifest import Profile, manifest_path, read_manifest
+from reid_trt.core.manifest import IOTensor, Profile, manifest_path, read_manifest
 from reid_trt.core.trt_compat import load_trt
 from reid_trt.engine.build import BuildConfig, engine_from_onnx, resolve_profile
 
@@ -32,9 +32,8 @@ def test_fp32_and_fp16_engines_with_manifests(graphs, variant, tmp_path):
         assert (m.trt_flavour, m.trt_version) == ("rtx", load_trt("rtx").version)
         assert m.precision == precision
         assert m.profile == Profile(min=1, opt=16, max=64)
-        assert m.io == [
-            {"name": "images", "mode": "input", "dtype": "FLOAT", "shape": [-1, 3, 256, 128]},
-            {"name": "embeddings", "mode": "output", "dtype": "FLOAT", "shape": [-1, 512]}]
+        assert m.io == [IOTensor("images", "input", "FLOAT", [-1, 3, 256, 128]),
+                        IOTensor("embeddings", "output", "FLOAT", [-1, 512])]
         assert m.preprocessing == contract_of(onnx.load(graph))
         assert m.onnx_sha256 == sha256(graph) and m.engine_sha256 == sha256(result.engine)
         assert m.engine_bytes == result.engine.stat().st_size > 100_000
@@ -65,8 +64,7 @@ def test_uint8_normalised_static_graph(real_weights, tmp_path):
                               BuildConfig(compute_capabilities=("sm75", "sm86")))
     m = result.manifest
     assert m.profile == Profile(min=8, opt=8, max=8)
-    assert m.io[0] == {"name": "images", "mode": "input", "dtype": "UINT8",
-                       "shape": [8, 256, 128, 3]}
+    assert m.io[0] == IOTensor("images", "input", "UINT8", [8, 256, 128, 3])
     assert m.targets == "sm75, sm86"
     assert m.preprocessing.normalized and m.preprocessing.layout == "NHWC"
     with pytest.raises(ReidTrtError, match="static batch of 8"):

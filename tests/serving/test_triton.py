@@ -145,7 +145,7 @@ def test_plan_config_is_the_engines_manifest(engine, tmp_path):
     assert config.max_batch_size == manifest.profile.max == 32
     io = [(t.name, pb.DataType.Name(t.data_type), [-1, *t.dims])
           for t in (*config.input, *config.output)]
-    assert io == [(t["name"], {"FLOAT": "TYPE_FP32"}[t["dtype"]], t["shape"]) for t in manifest.io]
+    assert io == [(t.name, {"FLOAT": "TYPE_FP32"}[t.dtype], t.shape) for t in manifest.io]
     assert list(config.dynamic_batching.preferred_batch_size) == [8, 32]
     assert config.instance_group[0].kind == pb.ModelInstanceGroup.KIND_GPU
     assert served_contract(config) == manifest.preprocessing
