@@ -72,11 +72,11 @@ PYC := env -u PYTHONDONTWRITEBYTECODE PYTHONPYCACHEPREFIX=$(CURDIR)/.cache/pyc
 test: $(VENV)/.consumers $(TORCHREID_SDIST)
 	$(PYC) $(BIN)/python -m pytest -p no:cacheprovider -n $(TEST_JOBS) --dist loadfile
 
-# The quick loop while changing code: lint, then every test not marked slow (under a minute on 2
-# cores). `make test` (CI) runs everything.
+# The quick loop while changing code: lint, then every test not marked slow, in the same two
+# processes as `make test`. `make test` (CI) runs everything.
 check: $(VENV)/.consumers $(TORCHREID_SDIST)
 	$(BIN)/ruff check reid_trt tests benchmarks
-	$(BIN)/python -m pytest -p no:cacheprovider -q -m "not slow"
+	$(PYC) $(BIN)/python -m pytest -p no:cacheprovider -q -m "not slow" -n $(TEST_JOBS) --dist loadfile
 
 lint: $(VENV)/.installed
 	$(BIN)/ruff check reid_trt tests benchmarks
