@@ -11,6 +11,7 @@ import onnx
 
 from reid_trt.calibration.placement import Int8Work
 from reid_trt.calibration.quantize import Budget, Figures
+from reid_trt.calibration.sets import sample_id
 from reid_trt.core.fileio import atomic_paths, sha256_file
 from reid_trt.core.metrics import RetrievalScores
 from reid_trt.core.records import fields_jsonable
@@ -134,7 +135,7 @@ def layer_label(model: onnx.ModelProto, node_name: str) -> str:
 def make_report(sets, score, config, choice, work: Int8Work, artifact, source_sha256: str,
                 digest: str) -> CalibrationReport:
     """The report from calibrate_onnx's pieces (sets.CalibrationSets, scoring.Scorer, api.Choice)."""
-    calib_ids = {str(s.path) + str(s.box) for s in sets.calib_samples}
+    calib_ids = {sample_id(s) for s in sets.calib_samples}
     known_ids = {s.pid for s in sets.calib_samples if s.pid >= 0}
     split = sets.split
     result, method = choice.result, choice.method
@@ -169,7 +170,7 @@ def make_report(sets, score, config, choice, work: Int8Work, artifact, source_sh
         evaluation_set=EvaluationSetInfo(
             images=len(sets.judged_crops), queries=sets.n_query,
             with_shifted_copies=len(score.x), unreadable_skipped=sets.judged_skipped,
-            held_out=sum(str(s.path) + str(s.box) not in calib_ids for s in sets.judged_samples)),
+            held_out=sum(sample_id(s) not in calib_ids for s in sets.judged_samples)),
         source_sha256=source_sha256, calibration_hash=digest, notes=list(sets.notes))
 
 

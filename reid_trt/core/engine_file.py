@@ -73,9 +73,10 @@ def _share(weights: dict[str, int], kind: str) -> float:
 
 def disagreements(manifest: Manifest, engine: EngineFile) -> list[str]:
     """Where the manifest says what the engine is not: precision (from the engine's weights and
-    from the builder's own layer report in the manifest) and I/O. Empty when they agree or
-    when they agree; a TensorRT-RTX manifest over a file without the table its engines carry
-    disagrees (full TensorRT's are not read: see `EngineFile.readable`)."""
+    from the builder's own layer report in the manifest) and I/O; empty when they agree. Full
+    TensorRT's engines are not read (see `EngineFile.readable`): only the layer report is checked
+    for them. A TensorRT-RTX manifest over a file without the table its engines carry
+    disagrees."""
     found: list[str] = []
     precision, remainder = manifest.precision, manifest.unquantized
     if manifest.trt_flavour == TrtFlavour.RTX and not engine.readable:

@@ -176,6 +176,27 @@ def _check_shape(data) -> None:
             raise ValueError(f"weighted_layers['{key}'] is a {type(count).__name__}, not a count")
     if not all(isinstance(w, str) for w in data.get("builder_warnings", [])):
         raise ValueError("builder_warnings holds something other than text")
+    _check_engine_layers(data.get("engine_layers", {}))
+
+
+def _check_engine_layers(layers: dict) -> None:
+    """The builder's layer report as `build` writes it, or {} when it printed none."""
+    if not layers:
+        return
+    if sorted(layers) != sorted(f.name for f in fields(EngineLayers)):
+        raise ValueError(f"engine_layers holds {', '.join(sorted(layers))}")
+    share = layers["int8_mac_share"]
+    counts = layers["weighted_layers"]
+    if isinstance(share, bool) or not isinstance(share, (int, float)) or not 0 <= share <= 1:
+        raise ValueError("engine_layers.int8_mac_share is not a share from 0 to 1")
+    if not isinstance(counts, dict) or not all(
+            isinstance(n, int) and not isinstance(n, bool) for n in counts.values()):
+        raise ValueError("engine_layers.weighted_layers is not a count per precision")
+    if not isinstance(layers["int8_layers"], list) or not all(
+            isinstance(n, str) for n in layers["int8_layers"]):
+        raise ValueError("engine_layers.int8_layers is not a list of layer names")
+    if isinstance(layers["reformat_layers"], bool) or not isinstance(layers["reformat_layers"], int):
+        raise ValueError("engine_layers.reformat_layers is not a count")
 
 
 def read_manifest(engine: Path) -> Manifest:
@@ -190,18 +211,13 @@ def read_manifest(engine: Path) -> Manifest:
     try:
         data = json.loads(read_regular(path, MAX_MANIFEST_BYTES).decode())
         _check_shape(data)
+        return Manifest.from_dict(data)
     except OSError as e:
         raise ReidTrtError(f"{path}: cannot read the engine's manifest ({e.strerror})") from None
-    except (ValueError, TypeError, UnicodeDecodeError) as e:
-        reason = str(e).splitlines()[0][:160]
-        raise ReidTrtError(f"{path} is not a valid reid-trt manifest ({reason}); {rebuild}") \
-            from None
-    try:
-        return Manifest.from_dict(data)
-    except ReidTrtError as e:
+    except ReidTrtError as e:  # from the contract's own checks
         raise ReidTrtError(f"{path} is not a valid reid-trt manifest (its contract: {e}); "
                            f"{rebuild}") from None
-    except (TypeError, ValueError) as e:
+    except (ValueError, TypeError) as e:  # UnicodeDecodeError and JSONDecodeError too
         reason = str(e).splitlines()[0][:160]
         raise ReidTrtError(f"{path} is not a valid reid-trt manifest ({reason}); {rebuild}") \
             from None

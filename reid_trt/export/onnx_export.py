@@ -93,17 +93,21 @@ def with_free_batch(model: onnx.ModelProto) -> onnx.ModelProto | None:
     freed = onnx.ModelProto()
     freed.CopyFrom(model)
     del freed.graph.value_info[:]
-    for value in (freed.graph.input[0], freed.graph.output[0]):
-        value.type.tensor_type.shape.dim[0].dim_param = "batch"
-    probe = onnx.ModelProto()
-    probe.CopyFrom(freed)
-    probe.graph.output[0].type.tensor_type.ClearField("shape")  # inferred, not declared
+    freed.graph.input[0].type.tensor_type.shape.dim[0].dim_param = "batch"
+    output = freed.graph.output[0].type.tensor_type
+    declared = onnx.TensorShapeProto()
+    declared.CopyFrom(output.shape)
+    output.ClearField("shape")  # inferred below, not declared
     try:
-        inferred = onnx.shape_inference.infer_shapes(probe, strict_mode=True)
+        inferred = onnx.shape_inference.infer_shapes(freed, strict_mode=True)
     except onnx.shape_inference.InferenceError:
         return None
     dims = inferred.graph.output[0].type.tensor_type.shape.dim
-    return freed if dims and dims[0].dim_param == "batch" else None
+    if not dims or dims[0].dim_param != "batch":
+        return None
+    output.shape.CopyFrom(declared)
+    output.shape.dim[0].dim_param = "batch"
+    return freed
 
 
 def onnx_from_model(model: torch.nn.Module, contract: Contract, batch: int | None = None,

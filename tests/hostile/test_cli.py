@@ -233,6 +233,14 @@ EXPORT_CASES = [
     ("inspect-manifest-counts-text", lambda ws: edit_manifest(ws, lambda d: {
         **d, "weighted_layers": {"int8": "many"}}), ["inspect", "m.plan"], 1,
      ["m.plan.json is not a valid reid-trt manifest", "weighted_layers['int8'] is a str"]),
+    ("inspect-manifest-layer-share-text", lambda ws: edit_manifest(ws, lambda d: {
+        **d, "engine_layers": {"weighted_layers": {}, "int8_mac_share": "most",
+                               "int8_layers": [], "reformat_layers": 0}}), ["inspect", "m.plan"],
+     1, ["m.plan.json is not a valid reid-trt manifest", "int8_mac_share is not a share"]),
+    ("inspect-manifest-unknown-precision", lambda ws: edit_manifest(ws, lambda d: {
+        **d, "precision": "int4"}), ["inspect", "m.plan"], 1,
+     ["m.plan.json is not a valid reid-trt manifest", "'int4' is not a valid Precision",
+      "rebuild"]),
     ("inspect-manifest-fifo", lambda ws: ((ws / "m.plan.json").unlink(),
                                           os.mkfifo(ws / "m.plan.json")),
      ["inspect", "m.plan"], 1, ["m.plan.json: no manifest"]),
