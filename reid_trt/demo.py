@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from pathlib import Path
-
-from rich.console import Console
-from rich.table import Table
+from typing import TYPE_CHECKING
 
 from reid_trt.core.errors import opt
+
+if TYPE_CHECKING:
+    from reid_trt.bench.results import BenchReport
+    from reid_trt.engine.build import BuildResult
+    from reid_trt.export.api import ExportResult
 
 
 def write_generated_checkpoint(path: Path, variant: str, seed: int = 0) -> Path:
@@ -34,10 +39,35 @@ def demo_outputs(variant: str) -> list[str]:
             "bench.json", "bench.md"]
 
 
-def run_demo(output_dir: Path, variant: str, console: Console) -> list[Path]:
+@dataclass
+class Agreement:
+    """The same crops through two Embedders: the fast graph and the checkpoint."""
+
+    crops: int
+    dim: int
+    backends: tuple[str, str]
+    min_cosine: float
+
+
+@dataclass
+class DemoResult:
+    """What the demo made, each file named where it ends up (in `output_dir`)."""
+
+    output_dir: Path
+    exports: list[tuple[str, ExportResult]]  # (what the graph is, its export)
+    engine: BuildResult | None  # None: no TensorRT here (`engine_skipped` says why)
+    engine_skipped: str | None
+    agreement: Agreement
+    bench: BenchReport
+    written: list[Path]
+
+
+def run_demo(output_dir: Path, variant: str, progress: Callable[[str], None] = lambda _: None
+             ) -> DemoResult:
     """The whole pipeline, whole or nothing: every file is made in a staging folder inside
     `output_dir` and moved into place together once all steps succeeded; on any failure the
-    folder is as it was (and not left behind if the demo made it). Returns the files written."""
+    folder is as it was (and not left behind if the demo made it). `progress` hears each step
+    as it starts."""
     import shutil
     import tempfile
 
@@ -65,7 +95,7 @@ def run_demo(output_dir: Path, variant: str, console: Console) -> list[Path]:
         raise OutputPathError(f"{opt('output_dir')} {output_dir} cannot be written ({e.strerror}); "
                               "pass another directory") from None
     try:
-        _run_steps(stage, output_dir, variant, console)
+        result = _run_steps(stage, output_dir, variant, progress)
         replace_together([(stage / name, output_dir / name) for name in demo_outputs(variant)
                           if (stage / name).exists()])
     except BaseException:
@@ -74,66 +104,56 @@ def run_demo(output_dir: Path, variant: str, console: Console) -> list[Path]:
             shutil.rmtree(output_dir, ignore_errors=True)
         raise
     shutil.rmtree(stage, ignore_errors=True)
-    written = [output_dir / n for n in demo_outputs(variant) if (output_dir / n).exists()]
-    console.print(f"[green]wrote[/] {len(written)} files in {output_dir}: "
-                  f"{', '.join(p.name for p in written)}")
-    return written
+    result.written = [output_dir / n for n in demo_outputs(variant) if (output_dir / n).exists()]
+    return result
 
 
-def _run_steps(stage: Path, output_dir: Path, variant: str, console: Console) -> None:
-    """The demo's steps, writing into `stage`; files are named as they will be in `output_dir`."""
+def _run_steps(stage: Path, output_dir: Path, variant: str, progress: Callable[[str], None]
+               ) -> DemoResult:
+    """The demo's steps, writing into `stage`; the result names files as they will be in
+    `output_dir`."""
     from reid_trt.core.errors import MissingDependencyError
     from reid_trt.engine.build import engine_from_onnx
     from reid_trt.export.api import ExportConfig, export_onnx
 
+    def moved(path: Path) -> Path:
+        return output_dir / path.name
+
     weights = stage / f"{variant}_generated.pth"
-    console.print(f"[bold]1.[/] generating {variant} weights with realistic BN/IN statistics")
+    progress(f"generating {variant} weights with realistic BN/IN statistics")
     write_generated_checkpoint(weights, variant)
     steps = [("fp32", ExportConfig()), ("fp16", ExportConfig(precision="fp16")),
              ("fp16, uint8-bgr in, L2 out",
               ExportConfig(precision="fp16", input_format="uint8-bgr", normalize=True))]
-    results = []
-    for i, (label, config) in enumerate(steps, start=2):
+    exports = []
+    for label, config in steps:
         name = f"{variant}.{config.precision}{'.uint8' if config.input_format != 'float' else ''}"
-        console.print(f"[bold]{i}.[/] export {label} -> ONNX, verify against PyTorch")
-        results.append((label, export_onnx(weights, stage / f"{name}.onnx", config)))
-    table = Table(title=f"{variant} in {output_dir}: ONNX Runtime vs PyTorch, person-like crops")
-    for col in ("graph", "file", "min cosine", "mean cosine", "max |diff|"):
-        table.add_column(col)
-    for label, r in results:
-        p = r.parity
-        table.add_row(label, r.path.name, f"{p.min_cosine:.7f}", f"{p.mean_cosine:.7f}",
-                      f"{p.max_abs_diff:.3g}")
-    console.print(table)
-
-    step = len(steps) + 2
-    fp16 = results[1][1].path
-    console.print(f"[bold]{step}.[/] build a strongly typed TensorRT engine from the fp16 graph")
+        progress(f"export {label} -> ONNX, verify against PyTorch")
+        exports.append((label, export_onnx(weights, stage / f"{name}.onnx", config)))
+    fp16 = exports[1][1].path
+    progress("build a strongly typed TensorRT engine from the fp16 graph")
+    built, skipped = None, None
     try:
         built = engine_from_onnx(fp16, fp16.with_suffix(".plan"))
     except MissingDependencyError as e:
-        console.print(f"    skipped: {e}")
-    else:
-        m = built.manifest
-        console.print(f"    {built.trt_label}: {m.precision}, batch {m.profile.min}..."
-                      f"{m.profile.max}, {m.engine_bytes / 2**20:.1f} MiB in "
-                      f"{m.build_seconds:.1f} s -> {output_dir / built.engine.name} (+ manifest)")
-
-    console.print(f"[bold]{step + 1}.[/] Embedder: the same crops through ONNX Runtime "
-                  "(fp16, uint8 graph) and PyTorch (the checkpoint)")
-    embed_with_both(results[2][1].path, weights, console)
-
-    console.print(f"[bold]{step + 2}.[/] reid-bench: the fp32 graph (and the engine, on a GPU) "
-                  "against the PyTorch checkpoint, same run")
-    bench_demo(weights, results[0][1].path, fp16.with_suffix(".plan"), stage, console,
-               output_dir)
+        skipped = str(e)
+    progress("Embedder: the same crops through the fp16 uint8 graph (on the CPU runtime it "
+             "chooses) and through PyTorch (the checkpoint)")
+    agreement = embed_with_both(exports[2][1].path, weights)
+    progress("reid-bench: the fp32 graph (and the engine, on a GPU) against the PyTorch "
+             "checkpoint, same run")
+    bench = bench_demo(weights, exports[0][1].path, fp16.with_suffix(".plan"), stage, output_dir)
+    return DemoResult(
+        output_dir, [(label, replace(r, path=moved(r.path))) for label, r in exports],
+        None if built is None else replace(built, engine=moved(built.engine)), skipped,
+        agreement, bench, [])
 
 
-def bench_demo(weights: Path, graph: Path, engine: Path, stage: Path, console: Console,
-               output_dir: Path):
+def bench_demo(weights: Path, graph: Path, engine: Path, stage: Path, output_dir: Path
+               ) -> BenchReport:
     """reid-bench on the demo's files, its report written into `stage`, naming each file where
     it ends up (`output_dir`)."""
-    from reid_trt.bench.report import print_tables, write_outputs
+    from reid_trt.bench.report import write_outputs
     from reid_trt.bench.run import BenchConfig, run_bench
     from reid_trt.core.machine import cuda_present
 
@@ -141,22 +161,18 @@ def bench_demo(weights: Path, graph: Path, engine: Path, stage: Path, console: C
     report = run_bench(engines, [graph], weights, BenchConfig(batches=(1, 8), runs=6, warmup=1,
                                                              rounds=2, num_crops=16),
                        lambda what, done, total: None)
-    for subject in report.subjects:
-        subject.path = str(output_dir / Path(subject.path).name)
-    print_tables(report, console)
+    report = replace(report, subjects=[replace(s, path=output_dir / s.path.name)
+                                       for s in report.subjects])
     write_outputs(report, stage / "bench.json", stage / "bench.md")
-    console.print(f"    bench.json, bench.md: {len(report.subjects)} subjects")
     return report
 
 
-def embed_with_both(graph: Path, weights: Path, console: Console) -> float:
+def embed_with_both(graph: Path, weights: Path) -> Agreement:
     from reid_trt.data.synthetic import person_like_crops
     from reid_trt.runtime import Embedder
 
     crops = person_like_crops(16, 160, 72, seed=7)  # detector-sized boxes, resized by the Embedder
     with Embedder(graph, device="cpu") as fast, Embedder(weights, device="cpu") as reference:
         a, b = fast.embed(crops), reference.embed(crops)
-    cosine = float((a * b).sum(axis=1).min())
-    console.print(f"    {a.shape[0]} crops -> {a.shape[1]}-d embeddings; min cosine "
-                  f"{fast.backend_name} vs {reference.backend_name}: {cosine:.5f}")
-    return cosine
+        backends = (fast.backend_name, reference.backend_name)
+    return Agreement(a.shape[0], a.shape[1], backends, float((a * b).sum(axis=1).min()))

@@ -36,14 +36,9 @@ class RetrievalProtocol:
 
 
 def load_protocol(kind: str, root: Path, max_queries: int | None) -> RetrievalProtocol:
-    """Queries and gallery of a labelled set, read (data/datasets.retrieval_split says which)."""
-    from reid_trt.data.datasets import (
-        DatasetOptions,
-        load_dataset,
-        read_samples,
-        retrieval_split,
-        stratified_sample,
-    )
+    """Queries and gallery of a labelled set, read (data/retrieval.retrieval_split says which)."""
+    from reid_trt.data.datasets import DatasetOptions, load_dataset, read_samples, stratified_sample
+    from reid_trt.data.retrieval import retrieval_split
 
     # A plain folder has no query/gallery split: no use suggesting it here.
     dataset = load_dataset(root, kind, DatasetOptions(opt("dataset"), opt("dataset"), folder_ok=False))

@@ -10,6 +10,7 @@ import numpy as np
 from reid_trt.bench.subjects import Subject
 from reid_trt.core.machine import cpu_count, cpu_flags, cpu_model, machine_label
 from reid_trt.core.options import parse_device
+from reid_trt.core.trt_compat import loaded_trt
 
 
 def machine_info(subjects: list[Subject]) -> dict:
@@ -31,9 +32,9 @@ def machine_info(subjects: list[Subject]) -> dict:
     if torch is not None:
         info["torch"] = torch.__version__
         info["torch_threads"] = torch.get_num_threads()
+    for trt in loaded_trt():  # loaded in this process (by an engine subject); never for this
+        info["tensorrt"] = trt.label
     for s in subjects:
-        if s.embedder.backend_name == "tensorrt":
-            info["tensorrt"] = s.embedder.backend.trt.label
         if s.embedder.backend.device.startswith("cuda"):
             info["gpu"] = _gpu_name(s.embedder.backend.device)
     return info

@@ -26,7 +26,7 @@ def accuracy_rows(report: BenchReport) -> tuple[list[str], list[list[str]]]:
     for s in report.subjects:
         p, r = s.parity, s.retrieval
         reference = "ref" if s.label == report.reference else "-"
-        rows.append([s.label, Path(s.path).name, s.device,
+        rows.append([s.label, s.path.name, s.device,
                      _num(p and p.min_cosine, 5, reference), _num(p and p.mean_cosine, 5, reference),
                      _num(p and p.topk_agreement, 3, reference),
                      _num(r.mAP * 100 if r else None, 1), _num(r.rank1 * 100 if r else None, 1),

@@ -4,6 +4,7 @@ only at the file (`BenchReport.to_dict`, the layout `reid-bench --json` writes).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from reid_trt.core.metrics import RetrievalScores
 from reid_trt.core.records import fields_jsonable
@@ -82,7 +83,7 @@ class SubjectReport:
     backend: str
     device: str
     cpu_choice: str | None
-    path: str
+    path: Path  # the model file (a Triton subject: its target, as given)
     precision: str
     variant: str
     input_format: str

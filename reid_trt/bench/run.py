@@ -102,7 +102,7 @@ def _subject_report(s: Subject) -> SubjectReport:
     return SubjectReport(
         label=s.label, role=s.role, backend=e.backend_name, device=str(e.backend.device),
         cpu_choice=None if e.cpu_choice is None else f"runs on {e.cpu_choice}",
-        path=str(s.path), precision=str(e.contract.precision), variant=e.contract.variant,
+        path=s.path, precision=str(e.contract.precision), variant=e.contract.variant,
         input_format=str(e.contract.input_format), same_weights=s.same_weights,
         device_memory_mib=None if memory is None else memory / 2**20, parity=s.parity,
         retrieval=s.retrieval, latency=s.latency, concurrent=s.concurrent)

@@ -156,9 +156,8 @@ def open_subjects(engines: list[Path], graphs: list[Path], weights: Path | None,
         same = None if not (weights_sha and source) else source == weights_sha
         label = {"onnxruntime": "ort", "tensorrt": "trt", "openvino": "openvino"}.get(
             embedder.backend_name, embedder.backend_name)
-        # u8-in: the file takes uint8 (not OpenVINO compiling the normalisation in)
-        model = getattr(embedder.backend, "model_contract", embedder.contract)
-        label += f" {precision}" + (" u8-in" if model.uint8_input else "")
+        # u8-in: the file takes uint8 (not a backend compiling the normalisation in)
+        label += f" {precision}" + (" u8-in" if embedder.model_contract.uint8_input else "")
         label += " (auto)" if embedder.cpu_choice is not None else ""
         spin = spin if embedder.backend_name == "onnxruntime" else None  # as the choice applied it
         spec = SubjectSpec(str(path), embedder.backend_name, device, spin)

@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import onnx
@@ -32,6 +33,7 @@ from reid_trt.calibration.ranges import tensor_ranges
 from reid_trt.calibration.report import (
     CalibrationResult,
     Equalization,
+    MethodTried,
     report_path_for,
     write_calibration,
 )
@@ -55,6 +57,9 @@ from reid_trt.core.options import (
 )
 from reid_trt.core.preprocess import graph_input
 from reid_trt.data.shifts import augmented
+
+if TYPE_CHECKING:
+    from onnxruntime.quantization.calibrate import TensorsData
 
 # What callers import from here: the orchestration, and the options and sets it takes.
 __all__ = ["CalibrationConfig", "CalibrationSets", "Scorer", "calibrate_onnx", "check_source",
@@ -102,8 +107,8 @@ class Choice:
     method: str
     graph: onnx.ModelProto  # the FP32 graph quantized (equalised or not)
     result: SearchResult
-    ranges: object  # onnxruntime TensorsData
-    tried: dict  # method -> its all-INT8 figures on the quick subset
+    ranges: TensorsData  # a symmetric range per activation (ranges.tensor_ranges)
+    tried: dict[str, MethodTried]  # by range method
     equalization: Equalization
     seconds: dict[str, float]  # per stage
 
@@ -122,8 +127,7 @@ def choose(source: onnx.ModelProto, batches: list[np.ndarray], score: Scorer,
     progress(f"calibrating ({method})")
     ranges = tensor_ranges(graph, batches, method, activation_tensors(graph), QUANTIZED_OPS)
     candidate = Int8Graph(graph, ranges)
-    tried = {str(method): {"equalized": graph is not source,
-                           "all_int8_quick": score.quick(candidate()).summary()}}
+    tried = {str(method): MethodTried(graph is not source, score.quick(candidate()).figures)}
     seconds["ranges"] = time.perf_counter() - clock
     clock = time.perf_counter()
     progress("measuring each layer's INT8 error")
@@ -137,22 +141,21 @@ def choose(source: onnx.ModelProto, batches: list[np.ndarray], score: Scorer,
 
 
 def calibrate_onnx(source: onnx.ModelProto, source_sha256: str,
-                   calib_data: Path | str | CalibrationSets, output: Path | str,
+                   calib_data: Path | str, output: Path | str,
                    config: CalibrationConfig | None = None,
                    progress: Callable[[str], None] = lambda _: None,
                    inputs: tuple = ()) -> CalibrationResult:
     """Quantizes an FP32 graph exported by reid-export; writes the INT8 graph, a TensorRT
     calibration cache and a JSON report beside it (all atomically). `calib_data`: a dataset
-    folder, or the sets `load_sets` read from one. `config` None: the defaults. `inputs`: files
-    the caller read, which no output may overwrite."""
+    folder (`quantize` takes the sets `load_sets` read from one). `config` None: the defaults.
+    `inputs`: files the caller read, which no output may overwrite."""
     start = time.perf_counter()
     config = CalibrationConfig() if config is None else config
     output = check_calibration_output(Path(output), list(inputs))
     check_source(source)
-    if not isinstance(calib_data, CalibrationSets):
-        progress("reading the dataset")
-        calib_data = load_sets(calib_data, config)
-    return quantize(source, source_sha256, calib_data, output, config, progress, start)
+    progress("reading the dataset")
+    sets = load_sets(calib_data, config)
+    return quantize(source, source_sha256, sets, output, config, progress, start)
 
 
 def check_source(source: onnx.ModelProto, name: str = "the source graph") -> Contract:

@@ -12,8 +12,12 @@ import hashlib
 import json
 import struct
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from onnxruntime.quantization.calibrate import TensorsData
 
 # Header version: TensorRT 10.3 (JetPack 6.1), the oldest TensorRT this project builds for.
 CACHE_TRT_VERSION = 100300
@@ -30,7 +34,7 @@ def calibration_hash(onnx_sha256: str, sample_ids: list[str], contract: dict) ->
     return digest.hexdigest()[:12]
 
 
-def cache_text(ranges, method: str) -> str:
+def cache_text(ranges: TensorsData, method: str) -> str:
     lines = [f"TRT-{CACHE_TRT_VERSION}-{ALGORITHMS[method]}"]
     for name, data in sorted(ranges.data.items()):
         low, high = float(np.min(data.range_value[0])), float(np.max(data.range_value[1]))

@@ -16,6 +16,7 @@ over signal power of its output), which the search uses to rank layers within a 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import onnx
@@ -24,6 +25,9 @@ from onnx import helper, numpy_helper
 from reid_trt.calibration.placement import dq_sources, int8_layers, residual_adds
 from reid_trt.calibration.quantize import Quantizer
 from reid_trt.core.onnxio import ort_session
+
+if TYPE_CHECKING:
+    from onnxruntime.quantization.calibrate import TensorsData
 
 
 @dataclass(frozen=True)
@@ -37,7 +41,7 @@ class LayerStats:
 class Int8Graph:
     """The all-INT8 Q/DQ graph of `model` with `ranges`, and candidates leaving layers float."""
 
-    def __init__(self, model: onnx.ModelProto, ranges):
+    def __init__(self, model: onnx.ModelProto, ranges: TensorsData):
         self.source = model
         quantizer = Quantizer(model, ranges)
         self.full = quantizer()

@@ -87,12 +87,23 @@ def with_shifts(crops: list[np.ndarray]) -> list[np.ndarray]:
     return list(crops) + [c for kind in copies for c in copies[kind]]
 
 
-def domain_figures(cosines: np.ndarray, groups: dict[str, list[int]]) -> dict[str, dict]:
-    return {name: {"crops": len(idx), "mean_cosine": float(cosines[idx].mean()),
-                   "min_cosine": float(cosines[idx].min())}
+@dataclass(frozen=True)
+class DomainFigures:
+    """INT8 against FP32 on one domain's crops (a held-out camera, a shift)."""
+
+    crops: int
+    mean_cosine: float
+    min_cosine: float
+
+
+def domain_figures(cosines: np.ndarray, groups: dict[str, list[int]]) -> dict[str, DomainFigures]:
+    return {name: DomainFigures(len(idx), float(cosines[idx].mean()), float(cosines[idx].min()))
             for name, idx in groups.items() if idx}
 
 
-def worst_domain(figures: dict[str, dict]) -> tuple[str, dict]:
-    name = min(figures, key=lambda k: figures[k]["mean_cosine"])
-    return name, figures[name]
+def worst_domain(figures: dict[str, DomainFigures]) -> tuple[str, float]:
+    """The domain with the lowest mean cosine, and that mean ("" and 1.0 where none is known)."""
+    if not figures:
+        return "", 1.0
+    name = min(figures, key=lambda k: figures[k].mean_cosine)
+    return name, figures[name].mean_cosine

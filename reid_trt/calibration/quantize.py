@@ -10,7 +10,8 @@ search (search.py), by accuracy on re-ID embeddings, for the fewest MACs left fl
 from __future__ import annotations
 
 import copy
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import dataclass, field, fields, replace
+from typing import TYPE_CHECKING
 
 import onnx
 
@@ -20,10 +21,14 @@ from reid_trt.calibration.placement import (
     quantize_residual_inputs,
     residual_adds,
 )
+from reid_trt.calibration.protocol import DomainFigures
 from reid_trt.calibration.ranges import amax_of
 from reid_trt.core.errors import MissingDependencyError
 from reid_trt.core.options import CalibrationMethod as Method
 from reid_trt.core.options import described
+
+if TYPE_CHECKING:
+    from onnxruntime.quantization.calibrate import TensorsData
 
 METHODS = tuple(m.value for m in Method if m != Method.AUTO)
 # TensorRT fuses Q/DQ into the weighted layers; quantizing their inputs is what pays.
@@ -38,7 +43,7 @@ def _ort_quantization():
     return quantization
 
 
-def quantize(model: onnx.ModelProto, ranges, exclude: set[str] = frozenset()) -> onnx.ModelProto:
+def quantize(model: onnx.ModelProto, ranges: TensorsData, exclude: set[str] = frozenset()) -> onnx.ModelProto:
     """Q/DQ INT8 graph: symmetric per-channel weights, symmetric per-tensor activations, biases
     left in float (TensorRT rejects the int32 bias DequantizeLinear ORT emits by default)."""
     q = _ort_quantization()
@@ -104,7 +109,7 @@ class Quantizer:
     GEMV-shaped layers always stay float; residual Adds get a quantized identity input where
     the Conv on their other input runs in INT8 (the only case TensorRT can fuse)."""
 
-    def __init__(self, model: onnx.ModelProto, ranges):
+    def __init__(self, model: onnx.ModelProto, ranges: TensorsData):
         self.model, self.ranges = model, ranges
         self.always_float = float_nodes(model)
         self.residual = residual_adds(model)
@@ -153,7 +158,7 @@ class Figures:
 class Agreement(Figures):
     """The figures, and per domain (held-out camera, shift) those of its subset of crops."""
 
-    domains: dict[str, dict] = field(default_factory=dict)
+    domains: dict[str, DomainFigures] = field(default_factory=dict)
     # Rows scored when the scoring stopped early, having proved that the budget cannot hold
     # (Scorer.__call__); None: every judged row. Figures not yet known are then optimistic.
     rows_scored: int | None = None
@@ -162,9 +167,6 @@ class Agreement(Figures):
     def figures(self) -> Figures:
         return Figures(**{f.name: getattr(self, f.name) for f in fields(Figures)})
 
-    def summary(self) -> dict:
-        """The figures without the per-domain table, as a search step logs them."""
-        return asdict(self.figures)
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ import contextlib
 import io
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import onnx
@@ -25,6 +26,9 @@ import onnx
 from reid_trt.core.errors import MissingDependencyError
 from reid_trt.core.onnxio import probe_session
 from reid_trt.core.options import CalibrationMethod as Method
+
+if TYPE_CHECKING:
+    from onnxruntime.quantization.calibrate import TensorsData
 
 HISTOGRAM_BINS = 4096
 CANDIDATES = 128  # clipping thresholds tried per tensor, between its 99th percentile and max
@@ -120,7 +124,8 @@ def mse_threshold(hist: np.ndarray, edges: np.ndarray) -> float:
     return float(thresholds[near[-1]])
 
 
-def entropy_ranges(model: onnx.ModelProto, batches: list[np.ndarray], op_types: list[str]):
+def entropy_ranges(model: onnx.ModelProto, batches: list[np.ndarray], op_types: list[str]
+                   ) -> TensorsData:
     """ONNX Runtime's entropy (KL) calibration, as it computes it (equal batch sizes needed)."""
     q = _quantization()
     from onnxruntime.quantization.calibrate import CalibrationMethod, create_calibrator
@@ -147,7 +152,8 @@ def entropy_ranges(model: onnx.ModelProto, batches: list[np.ndarray], op_types: 
 
 
 def tensor_ranges(model: onnx.ModelProto, batches: list[np.ndarray], method: Method,
-                  tensors: list[str], op_types: list[str], headroom: float = HEADROOM):
+                  tensors: list[str], op_types: list[str], headroom: float = HEADROOM
+                  ) -> TensorsData:
     """TensorsData for the quantizer: a symmetric range per tensor, by `method`, widened by
     `headroom` except for the graph's input, which gets the pixels' whole range."""
     if method == Method.ENTROPY:
@@ -189,7 +195,7 @@ def input_bound(model: onnx.ModelProto) -> float | None:
     return max(max(m / s, (1.0 - m) / s) for m, s in zip(contract.mean, contract.std, strict=True))
 
 
-def amax_of(ranges) -> dict[str, float]:
+def amax_of(ranges: TensorsData) -> dict[str, float]:
     """Tensor name -> the symmetric range's bound, for reports and the TensorRT cache."""
     out = {}
     for name, data in ranges.data.items():

@@ -6,15 +6,21 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import onnx
 
 from reid_trt.calibration.placement import Int8Work
+from reid_trt.calibration.protocol import DomainFigures
 from reid_trt.calibration.quantize import Budget, Figures
+from reid_trt.calibration.search import SearchStep
 from reid_trt.calibration.sets import sample_id
 from reid_trt.core.fileio import atomic_paths, sha256_file
 from reid_trt.core.metrics import RetrievalScores
 from reid_trt.core.records import fields_jsonable
+
+if TYPE_CHECKING:
+    from onnxruntime.quantization.calibrate import TensorsData
 
 # The report file's layout: 2 added "schema" and typed every section (the keys stayed); 3 added
 # rank1_drop to the figures (with a labelled evaluation set, --eval-data).
@@ -60,6 +66,14 @@ class Equalization:
     min_cosine_to_source: float | None = None
 
 
+@dataclass(frozen=True)
+class MethodTried:
+    """A range method's all-INT8 graph, judged on the quick subset."""
+
+    equalized: bool
+    all_int8_quick: Figures
+
+
 @dataclass
 class BiasCorrection:
     used: bool
@@ -76,15 +90,15 @@ class CalibrationReport:
     unquantized_precision: str  # of the float parts in the engine
     int8_work: Int8Work
     unquantized_parts: list[str]
-    domains: dict[str, dict]  # per held-out camera and per shift: crops, mean and min cosine
+    domains: dict[str, DomainFigures]  # per held-out camera and per shift
     protocol: SplitInfo
     equalization: Equalization
     bias_correction: BiasCorrection
     fp32_retrieval: RetrievalScores | None
     block_sensitivity: dict[str, float]  # block -> cosine lost when only it is INT8 (quick)
-    search_steps: list[dict]  # the search's log: layers left float, and the figures then
+    search_steps: list[SearchStep]  # the search's log: layers left float, and the figures then
     search_scorings: int
-    methods_tried: dict[str, dict]  # method -> its all-INT8 figures on the quick subset
+    methods_tried: dict[str, MethodTried]  # by range method
     calibration_set: CalibrationSetInfo
     evaluation_set: EvaluationSetInfo
     source_sha256: str
@@ -111,7 +125,7 @@ def report_path_for(output: Path) -> Path:
     return output.with_name(output.stem + ".calib.json")
 
 
-def write_calibration(output: Path, quantized: onnx.ModelProto, ranges, method: str,
+def write_calibration(output: Path, quantized: onnx.ModelProto, ranges: TensorsData, method: str,
                       report: CalibrationReport) -> CalibrationResult:
     """The INT8 graph, the TensorRT cache and the report, written all or none."""
     from reid_trt.calibration.cache import cache_path, cache_text

@@ -110,7 +110,7 @@ class Scorer:
         cos[done] = cosine_rows(got[done], self.reference[done])
         figures = protocol.domain_figures(cos, {k: v for k, v in self.groups.items()
                                                 if done[v].all()})
-        worst, figure = protocol.worst_domain(figures) if figures else ("", {"mean_cosine": 1.0})
+        worst, worst_mean = protocol.worst_domain(figures)
         enough = done.sum() >= low_tail_count(len(self.x))
         low = low_tail(cos[done], rows=len(self.x)) if enough else 1.0
         base = done[:self.n].all()
@@ -121,7 +121,7 @@ class Scorer:
             drop = 100.0 * (self.fp32_retrieval.mAP - int8.mAP)
             rank1_drop = 100.0 * (self.fp32_retrieval.rank1 - int8.rank1)
         return Agreement(float(cos[done].mean()), float(cos[done].min()), topk, low, drop, worst,
-                         figure["mean_cosine"], rank1_drop, figures,
+                         worst_mean, rank1_drop, figures,
                          rows_scored=None if every else int(done.sum()))
 
     def __call__(self, model: onnx.ModelProto, budget: Budget | None = None) -> Agreement:
@@ -153,9 +153,9 @@ class Scorer:
         rows = self.quick_rows
         got = run_chunked(candidate_session(model), self.name, self.x[rows])
         cos = cosine_rows(got, self.reference[rows])
-        worst, figure = protocol.worst_domain(protocol.domain_figures(cos, self.quick_groups))
+        worst, worst_mean = protocol.worst_domain(protocol.domain_figures(cos, self.quick_groups))
         return self._remember(Agreement(float(cos.mean()), float(cos.min()), 1.0, low_tail(cos),
-                                        None, worst, figure["mean_cosine"]))
+                                        None, worst, worst_mean))
 
     def plain(self, model: onnx.ModelProto) -> Agreement:
         """The graph as written, in an ONNX Runtime session with default options: what any

@@ -33,7 +33,8 @@ import onnx
 
 from reid_trt.calibration.candidates import Int8Graph
 from reid_trt.calibration.placement import weighted_layers
-from reid_trt.calibration.quantize import Agreement, Budget, layer_groups
+from reid_trt.calibration.quantize import Agreement, Budget, Figures, layer_groups
+from reid_trt.core.records import fields_jsonable
 
 GIVE_BACK = 1  # the largest float layers tried again in INT8 after the bisection
 # A layer given back must hold the budget by this much more (worst-1% cosine, worst-domain
@@ -43,13 +44,37 @@ GIVE_BACK_MARGIN = (0.002, 0.0005)
 RANK_DIGITS = 2  # significant digits of a layer's damage per MAC that count for its rank
 
 
+@dataclass(frozen=True)
+class SearchStep:
+    """One candidate the search scored: how many layers it left float, and its figures."""
+
+    excluded: int
+    figures: Figures
+    # "all" or "subset" for the all-INT8 start; a count where the scoring stopped early
+    rows: int | str | None = None
+    given_back: str | None = None  # the layer tried in INT8 again, for a give-back step
+
+    @classmethod
+    def of(cls, excluded: int, agreement: Agreement, given_back: str | None = None
+           ) -> SearchStep:
+        return cls(excluded, agreement.figures, agreement.rows_scored, given_back)
+
+    def to_dict(self) -> dict:
+        """As the report's search_steps list holds it: the figures inline."""
+        head = {"excluded": self.excluded}
+        if self.given_back is not None:
+            head["given_back"] = self.given_back
+        rows = {} if self.rows is None else {"rows": self.rows}
+        return {**head, **fields_jsonable(self.figures), **rows}
+
+
 @dataclass
 class SearchResult:
     model: onnx.ModelProto
     agreement: Agreement
     excluded: list[str]  # layers (node names) left float
     sensitivity: dict[str, float] = field(default_factory=dict)  # block -> 1 - mean cosine
-    steps: list[dict] = field(default_factory=list)
+    steps: list[SearchStep] = field(default_factory=list)
     scorings: int = 0
 
 
@@ -86,16 +111,11 @@ def search(graph: Int8Graph, score: Callable[[onnx.ModelProto, Budget | None], A
         scorings += 1
         return score(graph(set(excluded)), against)
 
-    def logged(agreement: Agreement) -> dict:
-        rows = {} if agreement.rows_scored is None else {"rows": agreement.rows_scored}
-        return {**agreement.summary(), **rows}
-
     # All INT8 first, on the quick subset: it is judged on every crop only if that holds.
     agreement = full or quick(graph())
     if full is None and budget.holds(agreement):
         agreement = judged([])
-    steps = [{"excluded": 0, "rows": "all" if full or budget.holds(agreement) else "subset",
-              **logged(agreement)}]
+    steps = [SearchStep(0, agreement.figures, "all" if full or budget.holds(agreement) else "subset")]
     if budget.holds(agreement):
         return SearchResult(graph(), agreement, [], steps=steps, scorings=scorings)
     groups = {block: [n for n in nodes if n in set(graph.int8)]
@@ -118,7 +138,7 @@ def search(graph: Int8Graph, score: Callable[[onnx.ModelProto, Budget | None], A
         if k not in results:
             progress(f"{k} of {len(order)} layers float")
             results[k] = judged(order[:k])
-            steps.append({"excluded": k, **logged(results[k])})
+            steps.append(SearchStep.of(k, results[k]))
         return budget.holds(results[k])
 
     lo, hi, step = guess, guess, 1
@@ -152,7 +172,7 @@ def search(graph: Int8Graph, score: Callable[[onnx.ModelProto, Budget | None], A
         trial = [n for n in excluded if n != layer]
         progress(f"INT8 again for {layer}")
         result = judged(trial, strict)
-        steps.append({"excluded": len(trial), "given_back": layer, **logged(result)})
+        steps.append(SearchStep.of(len(trial), result, layer))
         if strict.holds(result):
             excluded, agreement = trial, result
     return SearchResult(graph(set(excluded)), agreement, excluded, damage, steps, scorings)

@@ -23,16 +23,14 @@ from reid_trt.core.options import (
 )
 from reid_trt.data.datasets import (
     KINDS,
-    SPLIT_PROTOCOL,
     DatasetOptions,
     ReidDataset,
-    RetrievalSplit,
     Sample,
     load_dataset,
     read_samples,
-    retrieval_split,
     stratified_sample,
 )
+from reid_trt.data.retrieval import SPLIT_PROTOCOL, RetrievalSplit, retrieval_split
 
 DEFAULT_SIZE = 256
 MAX_SET = 100_000  # images held decoded in memory

@@ -395,9 +395,10 @@ def demo_cmd(
         "osnet_ain_x1_0",
 ):
     """Run the whole pipeline on generated weights: needs no files of yours."""
+    from reid_trt.cli.demo import numbered_steps, show_demo
     from reid_trt.demo import run_demo
 
-    run_demo(output_dir, variant, console)
+    show_demo(run_demo(output_dir, variant, numbered_steps(console)), console)
 
 
 def main() -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import re
+import sys
 from dataclasses import dataclass
 from types import ModuleType
 
@@ -84,6 +85,12 @@ def _import(flavour: str) -> Trt | None:
     except ImportError:
         return None
     return Trt(module, flavour)
+
+
+def loaded_trt() -> list[Trt]:
+    """The TensorRT flavours this process has imported already (none is imported here)."""
+    modules = ((flavour, sys.modules.get(name)) for flavour, name in FLAVOURS.items())
+    return [Trt(module, flavour) for flavour, module in modules if module is not None]
 
 
 def load_trt(flavour: TrtFlavour | str = TrtFlavour.AUTO) -> Trt:

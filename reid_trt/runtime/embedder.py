@@ -26,7 +26,7 @@ from reid_trt.core.options import (
 )
 from reid_trt.core.preprocess import as_bgr, graph_input
 from reid_trt.core.threads import for_backend
-from reid_trt.runtime.backends.base import Backend
+from reid_trt.runtime.backends.base import Backend, PreprocessingCompiledIn
 
 if TYPE_CHECKING:
     from reid_trt.runtime.cpu_choice import CpuChoice
@@ -129,6 +129,9 @@ class Embedder:
 
     cpu_choice: CpuChoice | None = None  # why this backend, where Embedder chose among CPU ones
     path: Path | None = None  # the model file; None for a backend opened elsewhere
+    contract: Contract  # how the backend is fed: what `preprocess` makes
+    model_contract: Contract  # what the model file states (differs where the backend compiled
+    # the normalisation in: OpenVINO, and ONNX Runtime on the CPU, take the resized uint8 batch)
 
     def __init__(self, path: str | Path, *, device: str | None = None, max_batch: int | None = None,
                  normalize: bool = True, variant: str = "auto", trust_checkpoint: bool = False,
@@ -160,6 +163,9 @@ class Embedder:
                 contract: Contract | None = None) -> None:
         self.backend = backend
         self.contract = contract or self.backend.contract
+        # What the file says, where the backend compiled the preprocessing in and is fed otherwise
+        self.model_contract = backend.model_contract if contract is None and isinstance(
+            backend, PreprocessingCompiledIn) else self.contract
         self.normalize = normalize
         limits = self.backend.limits
         if max_batch is not None and max_batch < limits.min:

@@ -55,6 +55,10 @@ def test_json_report(cli_run, weights):
 
     assert report["machine"]["cpu"] == cpu_model() and report["machine"]["cpu_flags"] == cpu_flags()
     assert report["machine"]["machine"].startswith(cpu_model())
+    # TensorRT's version where this process loaded it, never imported to say so
+    from reid_trt.core.trt_compat import loaded_trt
+
+    assert report["machine"].get("tensorrt") == (loaded_trt()[-1].label if loaded_trt() else None)
     # The crops it timed, their sizes, and what resizing them costs (the 9 Market-1501 crops are
     # all 128x64).
     sizes = report["settings"]["crop_sizes"]

@@ -237,6 +237,13 @@ def test_calibration_cache_and_report(calibrated):
     assert report == json.loads(json.dumps(result.report.to_dict()))  # the object, as JSON
     assert report["schema"] == 3
     assert report["method"] == "mse" and set(report["methods_tried"]) == {"mse"}
+    tried = report["methods_tried"]["mse"]
+    assert tried["equalized"] is True and 0.9 < tried["all_int8_quick"]["mean_cosine"] <= 1
+    # the search's log as the file has always held it: the figures inline in each step
+    first, *_ = steps = report["search_steps"]
+    assert first["excluded"] == 0 and first["rows"] in ("all", "subset")
+    assert all({"excluded", "mean_cosine", "low_cosine"} <= set(s) for s in steps)
+    assert {"crops", "mean_cosine", "min_cosine"} == set(next(iter(report["domains"].values())))
     assert report["bias_correction"]["layers"] == report["int8_work"]["int8_layers"]
     assert set(report["stage_seconds"]) >= {"reading", "ranges", "bias_correction", "search"}
     work = report["int8_work"]

@@ -8,7 +8,7 @@ import pytest
 
 from reid_trt.core.errors import ReidTrtError
 from reid_trt.core.metrics import cosine_rows
-from reid_trt.runtime.backends.base import Backend, Profiled
+from reid_trt.runtime.backends.base import Backend, PreprocessingCompiledIn, Profiled
 from reid_trt.runtime.embedder import Embedder
 
 pytestmark = pytest.mark.slow  # the session's graphs exported
@@ -33,6 +33,12 @@ def test_every_local_backend_times_its_own_compute(local, market_crops):
         call()  # the model alone on a staged batch: runs again and again
         call()
         assert backend.device_memory_bytes() is None  # on the CPU nothing to tell
+        # Embedder says what the file states beside how it feeds the backend: the two CPU
+        # runtimes take the resized uint8 batch where the graph takes normalised floats
+        assert embedder.model_contract.input_format == "float", name
+        compiled_in = name != "torch"
+        assert isinstance(backend, PreprocessingCompiledIn) == compiled_in, name
+        assert embedder.contract.input_format == ("uint8-bgr" if compiled_in else "float"), name
 
 
 class Doubling:
@@ -66,6 +72,7 @@ def test_from_backend_runs_a_backend_opened_elsewhere(graphs, market_crops):
         got = embedder.embed(market_crops)
         assert embedder.path is None and embedder.backend_name == "mine"
         assert "opened backend" in repr(embedder)
+        assert embedder.model_contract is embedder.contract is inner.contract  # as it says
     assert mine.calls == -(-len(market_crops) // 4)  # chunks of max_batch
     assert cosine_rows(got, expected).min() > 0.999999
     assert np.allclose(np.linalg.norm(got, axis=1), 1, atol=1e-5)

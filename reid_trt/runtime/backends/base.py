@@ -3,7 +3,8 @@
 Backends run a batch already preprocessed into the graph's input format and return (N, D)
 float32. They know nothing of crops, chunking or L2 normalisation (Embedder does that). Those that
 can time their compute alone, staged where they compute, are also `Profiled` (reid-bench's
-compute columns and device memory); any other backend is timed by `run`.
+compute columns and device memory); any other backend is timed by `run`. Those fed otherwise
+than their model file says are also `PreprocessingCompiledIn`.
 """
 
 from __future__ import annotations
@@ -49,3 +50,12 @@ class Profiled(Protocol):
     def device_memory_bytes(self) -> int | None:
         """Device memory the backend holds, where it can tell (None on the CPU)."""
         ...
+
+
+@runtime_checkable
+class PreprocessingCompiledIn(Protocol):
+    """A backend that compiled part of the preprocessing into the model it runs (OpenVINO; ONNX
+    Runtime on the CPU takes the resized uint8 batch): `contract` says how it is fed,
+    `model_contract` what the model file itself states."""
+
+    model_contract: Contract
