@@ -11,7 +11,7 @@ import numpy as np
 
 from reid_trt.core import defaults
 from reid_trt.core.errors import ReidTrtError
-from reid_trt.core.opencv import cv2
+from reid_trt.core.opencv import cv2, on_this_thread
 
 
 def as_bgr(crop: np.ndarray, index: int | str = 0) -> np.ndarray:
@@ -80,21 +80,26 @@ def _shrink_rows(rows: np.ndarray, dst: int) -> np.ndarray:
     return np.matmul(weights, gathered).reshape(-1, rows.shape[1])[:dst]
 
 
-def _pass(image: np.ndarray, size: int, axis: int, out: np.ndarray) -> np.ndarray:
-    """One PIL pass along `axis` (0: rows, 1: columns) to `size` pixels, into `out` (uint8),
-    rounded half up to 8 bits as Pillow rounds after each pass."""
+def _pass(image: np.ndarray, size: int, axis: int, whole: bool = True) -> np.ndarray:
+    """One PIL pass along `axis` (0: rows, 1: columns) to `size` pixels: float32 values plus 0.5
+    (uint8 or float32 in). `whole`: rounded down to whole grey levels, which with the 0.5 is
+    Pillow's rounding half up to 8 bits after each pass; the last pass leaves that to the cast
+    into uint8. Kept in float between passes: a uint8 array and its conversion back to float
+    were a third of the resize (MOT17-04 boxes, batch 32: 5.9 -> 3.7 ms, the same pixels)."""
     if image.shape[axis] < size:  # growing: linear between pixel centres, in float
         dsize = (image.shape[1], size) if axis == 0 else (size, image.shape[0])
-        values = cv2.resize(image.astype(np.float32), dsize, interpolation=cv2.INTER_LINEAR)
+        values = cv2.resize(image if image.dtype == np.float32 else image.astype(np.float32),
+                            dsize, interpolation=cv2.INTER_LINEAR)
     elif axis == 0:
         rows = np.ascontiguousarray(image).reshape(image.shape[0], -1)  # crops may be views
         values = _shrink_rows(rows, size).reshape(size, -1, 3)
     else:  # the columns as rows, so that one product shrinks them
-        columns = cv2.transpose(image).reshape(image.shape[1], -1)
+        columns = cv2.transpose(np.ascontiguousarray(image)).reshape(image.shape[1], -1)
         values = cv2.transpose(_shrink_rows(columns, size).reshape(size, -1, 3))
     np.add(values, 0.5, out=values)
-    out[...] = values  # truncates: with the 0.5, rounding half up; sums stay in 0..255.5
-    return out
+    if whole:
+        np.floor(values, out=values)  # sums stay in 0..255.5: no clipping needed
+    return values
 
 
 def resize_like_pil(crop: np.ndarray, size: tuple[int, int], out: np.ndarray) -> None:
@@ -106,21 +111,23 @@ def resize_like_pil(crop: np.ndarray, size: tuple[int, int], out: np.ndarray) ->
     float: its 8-bit fixed point alone moved small upscaled boxes' embeddings to cosine 0.9986);
     an axis that shrinks gets a triangle filter widened by the scale, which no OpenCV
     interpolation computes (INTER_AREA is a box, and only when both axes shrink), so it is a
-    banded matrix product with PIL's own coefficients. Pillow itself would be exact but ~5x
-    slower than this (batch 32: 40 against 8.5 ms; OpenCV's rule 3.7 ms;
-    benchmarks/preprocess_pil_vs_cv2.py)."""
+    banded matrix product with PIL's own coefficients. Pillow itself would be exact but ~10x
+    slower than this (benchmarks/preprocess_pil_vs_cv2.py)."""
     height, width = size
-    image = crop
+    passes = []
     # Pillow 13 shrinks the height first when it shrinks more than the width (else the width
     # first, as every Pillow did before): found by comparing both orders with it on all aspects.
-    if image.shape[0] > height and image.shape[0] / height > image.shape[1] / width:
-        image = _pass(image, height, 0, np.empty((height, image.shape[1], 3), dtype=np.uint8))
-    if image.shape[1] != width:
-        image = _pass(image, width, 1, np.empty((image.shape[0], width, 3), dtype=np.uint8))
-    if image.shape[0] != height:
-        _pass(image, height, 0, out)
-    else:
-        out[...] = image
+    height_first = crop.shape[0] > height and crop.shape[0] / height > crop.shape[1] / width
+    if height_first:
+        passes.append((height, 0))
+    if crop.shape[1] != width:
+        passes.append((width, 1))
+    if crop.shape[0] != height and not height_first:
+        passes.append((height, 0))
+    image = crop
+    for k, (pixels, axis) in enumerate(passes):
+        image = _pass(image, pixels, axis, whole=k < len(passes) - 1)
+    out[...] = image  # truncates: with the 0.5 added, rounding half up
 
 
 def resize_bgr(crops: Sequence[np.ndarray], size: tuple[int, int]) -> np.ndarray:
@@ -128,12 +135,13 @@ def resize_bgr(crops: Sequence[np.ndarray], size: tuple[int, int]) -> np.ndarray
     uint8 BGR."""
     height, width = size
     out = np.empty((len(crops), height, width, 3), dtype=np.uint8)
-    for i, crop in enumerate(crops):
-        crop = as_bgr(crop, i)
-        if crop.shape[:2] == (height, width):
-            out[i] = crop
-        else:
-            resize_like_pil(crop, size, out[i])
+    with on_this_thread():
+        for i, crop in enumerate(crops):
+            crop = as_bgr(crop, i)
+            if crop.shape[:2] == (height, width):
+                out[i] = crop
+            else:
+                resize_like_pil(crop, size, out[i])
     return out
 
 
