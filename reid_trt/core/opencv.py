@@ -10,9 +10,6 @@ beside every tracker.
 from __future__ import annotations
 
 import struct
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 import numpy as np
 
@@ -32,35 +29,7 @@ except ImportError as e:
         "opencv-python-headless", "headless", "reading and resizing crops",
         " on servers and in containers; beside a tracker, the opencv-python it brought") from None
 
-__all__ = ["cv2", "image_size", "on_this_thread", "read_image"]
-
-_pool = threading.Lock()
-_inside = 0  # calls inside on_this_thread, across threads
-_threads = 0  # OpenCV's thread count before the first of them
-
-
-@contextmanager
-def on_this_thread() -> Iterator[None]:
-    """OpenCV computes on the calling thread only, for the duration (its count put back after,
-    once no other caller is inside). Its thread pool busy-waits after each parallel job, and a
-    re-ID batch resized across it left a worker spinning into the runtime's call that follows:
-    Embedder on ONNX Runtime over the plain session 1.24x at batch 1 and 1.17x at batch 32 with
-    OpenCV's pool, 1.12x and 1.09x without (MOT17-04 boxes, 2-core EPYC); the resize itself is
-    ~10% slower on one thread, and switching costs ~15 us per batch."""
-    global _inside, _threads
-    with _pool:
-        if _inside == 0:
-            _threads = cv2.getNumThreads()
-            if _threads != 1:
-                cv2.setNumThreads(1)
-        _inside += 1
-    try:
-        yield
-    finally:
-        with _pool:
-            _inside -= 1
-            if _inside == 0 and _threads != 1:
-                cv2.setNumThreads(_threads)
+__all__ = ["cv2", "image_size", "read_image"]
 
 
 def _truncated_jpeg(data: bytes) -> bool:

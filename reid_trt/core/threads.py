@@ -6,8 +6,6 @@ Offline work (export verification, calibration, conversion) shares the cores wit
 beside it, so its threads sleep at every wait: two INT8 scorings side by side on 2 cores ran 313
 images/s together against 247 spinning. The runtime (Embedder) spins only while a call runs: a
 tracker's detector gets the cores between re-ID calls (core/options.Spin has the measurements).
-OpenCV's own pool is set aside while crops are resized (core/opencv.on_this_thread): its workers
-busy-wait after each job, into the runtime's call that follows.
 """
 
 from __future__ import annotations

@@ -112,38 +112,3 @@ def test_interleaved_warms_waits_and_rotates(monkeypatch):
     assert events[3:] == (["quiet"] + ["a"] * 4 + ["quiet"] + ["n", "b"] * 4
                           + ["quiet"] + ["n", "b"] * 3 + ["quiet"] + ["a"] * 3)
 
-
-def test_opencv_computes_on_the_calling_thread_inside_and_as_before_after():
-    """OpenCV's pool is set aside while crops are resized, for every caller at once, and put
-    back as it was when the last one leaves: even when one of them fails."""
-    import threading
-
-    from reid_trt.core.opencv import cv2, on_this_thread
-    from reid_trt.core.preprocess import resize_bgr
-
-    before = cv2.getNumThreads()
-    cv2.setNumThreads(2)
-    try:
-        inside, both_in, first_out = [], threading.Barrier(2), threading.Event()
-
-        def caller(k):
-            with on_this_thread():
-                both_in.wait()
-                inside.append(cv2.getNumThreads())
-                if k == 0:
-                    first_out.set()
-                    return
-                first_out.wait()  # the other has left: still one thread while this one is in
-                inside.append(cv2.getNumThreads())
-
-        workers = [threading.Thread(target=caller, args=(k,)) for k in range(2)]
-        for w in workers:
-            w.start()
-        for w in workers:
-            w.join()
-        assert inside == [1, 1, 1] and cv2.getNumThreads() == 2
-        with pytest.raises(Exception, match="crop 0"), on_this_thread():
-            resize_bgr([None], (256, 128))  # fails inside: the count is put back all the same
-        assert cv2.getNumThreads() == 2
-    finally:
-        cv2.setNumThreads(before)
