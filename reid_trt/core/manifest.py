@@ -119,8 +119,10 @@ class Manifest:
 
     def to_dict(self) -> dict:
         """The manifest as model.plan.json holds it (no layer report: {})."""
-        return {**fields_jsonable(self), "engine_layers": fields_jsonable(self.engine_layers)
-                if self.engine_layers is not None else {}}
+        data = fields_jsonable(self)
+        if self.engine_layers is None:
+            data["engine_layers"] = {}
+        return data
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2) + "\n"

@@ -76,7 +76,7 @@ def _shrink_plan(src: int, dst: int) -> tuple[np.ndarray, np.ndarray]:
 def _shrink_rows(rows: np.ndarray, dst: int) -> np.ndarray:
     """(src, M) -> (dst, M) float32: PIL's antialiasing bilinear filter along axis 0."""
     index, weights = _shrink_plan(rows.shape[0], dst)
-    gathered = rows[index].astype(np.float32)  # (bands, span, M)
+    gathered = rows[index].astype(np.float32, copy=False)  # (bands, span, M): a fresh copy
     return np.matmul(weights, gathered).reshape(-1, rows.shape[1])[:dst]
 
 
@@ -88,13 +88,13 @@ def _pass(image: np.ndarray, size: int, axis: int, whole: bool = True) -> np.nda
     the same pixels, 4% less time (MOT17-04 boxes, batch 32, interleaved A/B on a 2-core EPYC)."""
     if image.shape[axis] < size:  # growing: linear between pixel centres, in float
         dsize = (image.shape[1], size) if axis == 0 else (size, image.shape[0])
-        values = cv2.resize(image if image.dtype == np.float32 else image.astype(np.float32),
-                            dsize, interpolation=cv2.INTER_LINEAR)
+        values = cv2.resize(image.astype(np.float32, copy=False), dsize,
+                            interpolation=cv2.INTER_LINEAR)
     elif axis == 0:
         rows = np.ascontiguousarray(image).reshape(image.shape[0], -1)  # crops may be views
         values = _shrink_rows(rows, size).reshape(size, -1, 3)
     else:  # the columns as rows, so that one product shrinks them
-        columns = cv2.transpose(np.ascontiguousarray(image)).reshape(image.shape[1], -1)
+        columns = cv2.transpose(image).reshape(image.shape[1], -1)
         values = cv2.transpose(_shrink_rows(columns, size).reshape(size, -1, 3))
     np.add(values, 0.5, out=values)
     if whole:

@@ -111,4 +111,3 @@ def test_interleaved_warms_waits_and_rotates(monkeypatch):
     # b's neighbour right before every call of b
     assert events[3:] == (["quiet"] + ["a"] * 4 + ["quiet"] + ["n", "b"] * 4
                           + ["quiet"] + ["n", "b"] * 3 + ["quiet"] + ["a"] * 3)
-
