@@ -28,6 +28,11 @@ def sm(cc: tuple[int, int]) -> str:
     return f"sm{cc[0]}{cc[1]}"
 
 
+def trt_label(flavour: str, version: str) -> str:
+    """How a TensorRT flavour and version are named to users: 'TensorRT-RTX 1.2.0'."""
+    return f"{'TensorRT-RTX' if flavour == TrtFlavour.RTX else 'TensorRT'} {version}"
+
+
 @dataclass(frozen=True)
 class Trt:
     """The TensorRT module in use and what it can do."""
@@ -45,7 +50,7 @@ class Trt:
 
     @property
     def label(self) -> str:
-        return f"{'TensorRT-RTX' if self.is_rtx else 'TensorRT'} {self.version}"
+        return trt_label(self.flavour, self.version)
 
     @property
     def has_dla(self) -> bool:

@@ -12,8 +12,7 @@ from reid_trt.core.errors import ReidTrtError
 from reid_trt.core.fileio import sha256_file
 from reid_trt.core.manifest import ENGINE_SUFFIXES, read_manifest
 from reid_trt.core.onnxio import graph_precision, load_onnx, tensor_precisions
-from reid_trt.core.options import TrtFlavour
-from reid_trt.core.trt_compat import collecting_logger, load_trt
+from reid_trt.core.trt_compat import collecting_logger, load_trt, trt_label
 from reid_trt.export.checks import grouped_conv_count, op_counts
 
 
@@ -85,8 +84,8 @@ def describe_engine(path: Path) -> tuple[dict[str, str], list[str]]:
     return {
         "file": str(path),
         "variant": c.variant,
-        "built by": f"{'TensorRT-RTX' if m.trt_flavour == TrtFlavour.RTX else 'TensorRT'} {m.trt_version} "
-                    f"on {m.built_at} in {m.build_seconds} s",
+        "built by": f"{trt_label(m.trt_flavour, m.trt_version)} on {m.built_at} in "
+                    f"{m.build_seconds} s",
         "targets": m.targets,
         "precision": f"{m.precision} (InstanceNorm {m.instancenorm})",
         "conv/matmul": ", ".join(f"{n} {k}" for k, n in m.weighted_layers.items()) or "unknown",
