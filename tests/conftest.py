@@ -23,6 +23,14 @@ os.environ.setdefault("YOLO_AUTOINSTALL", "false")
 # CPUs): the suite pins ONNX Runtime so its figures do not depend on the CI machine's CPU;
 # tests/runtime/test_cpu_choice.py unpins it and tests the choice itself.
 os.environ.setdefault("REID_TRT_CPU_BACKEND", "onnxruntime")
+# make test's processes share the cores: each runtime in each worker (and in the processes it
+# starts) gets its share, not a thread per core in every worker, which left the workers' threads
+# waiting on each other (README, "Tests").
+_WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+if _WORKERS > 1:
+    _SHARE = str(max(1, len(os.sched_getaffinity(0)) // _WORKERS))
+    os.environ.setdefault("OMP_NUM_THREADS", _SHARE)  # PyTorch's
+    os.environ.setdefault("REID_TRT_THREADS", _SHARE)  # ONNX Runtime's and OpenVINO's
 
 ROOT = Path(__file__).resolve().parents[1]
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")

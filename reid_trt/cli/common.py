@@ -40,9 +40,10 @@ FLAGS = {
 
 def flag_namer(flags: dict[str, str] | None = None):
     """field -> its flag, by FLAGS (`flags` overriding it for one command), else the field
-    spelt as a flag."""
+    spelt as a flag; an environment variable (REID_TRT_THREADS) keeps its name."""
     names = {**FLAGS, **(flags or {})}
-    return lambda field: names.get(field, "--" + field.replace("_", "-"))
+    return lambda field: field if field.isupper() else names.get(
+        field, "--" + field.replace("_", "-"))
 
 
 def fails_cleanly(fn=None, *, flags: dict[str, str] | None = None):

@@ -6,15 +6,34 @@ Offline work (export verification, calibration, conversion) shares the cores wit
 beside it, so its threads sleep at every wait: two INT8 scorings side by side on 2 cores ran 313
 images/s together against 247 spinning. The runtime (Embedder) spins only while a call runs: a
 tracker's detector gets the cores between re-ID calls (core/options.Spin has the measurements).
+
+Neither runtime counts the cores other processes are using. Where several reid-trt processes share
+a machine (a test suite's workers, calibrations side by side), REID_TRT_THREADS gives each session
+and compile that sets no thread count its share, as OMP_NUM_THREADS does for PyTorch: two test
+workers on 2 cores with one thread each ran the suite in 750 s and 1,386 CPU-seconds against
+914 s and 1,725 with two each (2-core EPYC Zen 3).
 """
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 from reid_trt.core.options import BackendName, ConfigError, Spin, bounded, coerce_choices
 
 MAX_THREADS = 1024
+THREADS_ENV = "REID_TRT_THREADS"
+
+
+def threads_from_environment() -> int | None:
+    """REID_TRT_THREADS as a thread count; None where it is unset or empty."""
+    value = os.environ.get(THREADS_ENV, "").strip()
+    if not value:
+        return None
+    if not value.isdigit() or not 1 <= int(value) <= MAX_THREADS:
+        raise ConfigError(THREADS_ENV, value, f"set it to a whole number of threads from 1 to "
+                          f"{MAX_THREADS}, or unset it for the runtime's own choice")
+    return int(value)
 
 
 @dataclass(frozen=True)
@@ -23,8 +42,8 @@ class ThreadSettings:
 
     spin: when idle threads busy-wait (ONNX Runtime only; OpenVINO's threads have no such
         setting).
-    threads: worker threads per call; None: the runtime's own choice (one per core this process
-        may use).
+    threads: worker threads per call; None: REID_TRT_THREADS where it is set, else the runtime's
+        own choice (one per core this process may use).
     pinning: threads pinned to cores (OpenVINO only). Off: on a 2-core EPYC, batch 32 ran 7%
         faster unpinned (86 against 92 ms) and as fast beside a detector; pinned threads wait
         for their core while a neighbour holds it (benchmarks/stage_alternation.py).
@@ -41,6 +60,11 @@ class ThreadSettings:
         if not isinstance(self.pinning, bool):
             raise ConfigError("pinning", self.pinning, "pass True or False")
 
+    @property
+    def count(self) -> int | None:
+        """The thread count to ask for: `threads`, else REID_TRT_THREADS; None: the runtime's."""
+        return self.threads if self.threads is not None else threads_from_environment()
+
     def ort_options(self, options) -> None:
         """Applies the settings to an onnxruntime.SessionOptions."""
         if self.pinning:
@@ -50,21 +74,21 @@ class ThreadSettings:
             options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         elif self.spin == Spin.CALL:  # spinning inside a run (cheap waits between kernels)
             options.add_session_config_entry("session.force_spinning_stop", "1")
-        if self.threads is not None:
-            options.intra_op_num_threads = self.threads
+        if self.count is not None:
+            options.intra_op_num_threads = self.count
 
     def openvino_config(self, target: str) -> dict:
         """OpenVINO compile properties for these settings on device `target` (CPU, GPU, ...)."""
         if target != "CPU":
             return {}
         config: dict = {"ENABLE_CPU_PINNING": self.pinning}
-        if self.threads is not None:
-            config["INFERENCE_NUM_THREADS"] = self.threads
+        if self.count is not None:
+            config["INFERENCE_NUM_THREADS"] = self.count
         return config
 
     def key(self) -> str:
         """The settings as a record key (the CPU backend choice depends on them)."""
-        return f"spin={self.spin}, threads={self.threads or 'auto'}, pinning={self.pinning}"
+        return f"spin={self.spin}, threads={self.count or 'auto'}, pinning={self.pinning}"
 
 
 RUNTIME = ThreadSettings(Spin.CALL)  # Embedder, reid-bench's subjects

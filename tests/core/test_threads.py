@@ -11,7 +11,7 @@ import pytest
 import reid_trt
 from reid_trt.core import timing
 from reid_trt.core.options import ConfigError, Spin
-from reid_trt.core.threads import OFFLINE, RUNTIME, ThreadSettings, for_backend
+from reid_trt.core.threads import OFFLINE, RUNTIME, THREADS_ENV, ThreadSettings, for_backend
 from reid_trt.runtime.embedder import Embedder
 
 PACKAGE = Path(reid_trt.__file__).parent
@@ -87,6 +87,28 @@ def test_embedder_applies_threads_or_refuses_them(graphs, real_weights, tmp_path
     engine.write_bytes(b"not read: the setting is refused first")
     with pytest.raises(ConfigError, match="spin='never': the tensorrt backend has no such"):
         Embedder(engine, spin="never")
+
+
+def test_the_environment_sets_the_count_where_none_is_given(graphs, monkeypatch):
+    """REID_TRT_THREADS: each process's share of the cores (as the test workers run), for every
+    session and compile that sets no count; a count given wins; a bad value is refused by name."""
+    graph = graphs["osnet_x0_25", "fp32"]
+    monkeypatch.setenv(THREADS_ENV, "1")
+    assert RUNTIME.count == OFFLINE.count == 1 and ThreadSettings(threads=2).count == 2
+    assert RUNTIME.openvino_config("CPU")["INFERENCE_NUM_THREADS"] == 1
+    with Embedder(graph, device="cpu", backend="onnxruntime") as e:
+        assert e.backend.session.get_session_options().intra_op_num_threads == 1
+    with Embedder(graph, device="cpu", backend="onnxruntime", threads=2) as e:
+        assert e.backend.session.get_session_options().intra_op_num_threads == 2
+    with Embedder(graph, backend="openvino") as e:
+        assert int(e.backend.compiled.get_property("INFERENCE_NUM_THREADS")) == 1
+    monkeypatch.setenv(THREADS_ENV, " ")
+    assert RUNTIME.count is None and "INFERENCE_NUM_THREADS" not in RUNTIME.openvino_config("CPU")
+    for bad in ("0", "two", "-1", "1.5", "99999"):
+        monkeypatch.setenv(THREADS_ENV, bad)
+        with pytest.raises(ConfigError, match=rf"^REID_TRT_THREADS='{bad}': set it to a whole "
+                                              r"number of threads from 1 to 1024, or unset it"):
+            Embedder(graph, device="cpu", backend="onnxruntime")
 
 
 def test_spin_given_picks_the_runtime_that_has_it(graphs, monkeypatch, tmp_path):

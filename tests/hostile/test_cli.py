@@ -426,6 +426,13 @@ def test_command_line(ws, app, setup, args, code, fragments):
     run_cli(app, ws, args, code, *fragments)
 
 
+def test_a_bad_thread_count_in_the_environment_is_named(ws, monkeypatch):
+    monkeypatch.setenv("REID_TRT_THREADS", "two")
+    run_cli(export_app, ws, ["openvino", "--onnx", "m.onnx", "-o", "m.xml"], 1,
+            "REID_TRT_THREADS two:", "whole number of threads")
+    run_cli(bench_app, ws, ["--onnx", "m.onnx", "--runs", "1"], 1, "REID_TRT_THREADS two:")
+
+
 def test_outputs_get_normal_file_permissions(ws):
     """Atomic writes go through mkstemp (0600); results must not keep that mode."""
     import os
