@@ -10,8 +10,8 @@ tracker's detector gets the cores between re-ID calls (core/options.Spin has the
 Neither runtime counts the cores other processes are using. Where several reid-trt processes share
 a machine (a test suite's workers, calibrations side by side), REID_TRT_THREADS gives each session
 and compile that sets no thread count its share, as OMP_NUM_THREADS does for PyTorch: two test
-workers on 2 cores with one thread each ran the suite in 750 s and 1,386 CPU-seconds against
-914 s and 1,725 with two each (2-core EPYC Zen 3).
+workers on 2 cores with one thread each ran the suite in 800 s and 1,464 CPU-seconds against
+947 s and 1,854 with a thread per core in each (2-core EPYC Zen 3, clean clones).
 """
 
 from __future__ import annotations
