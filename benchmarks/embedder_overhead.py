@@ -6,6 +6,8 @@ Subjects per batch size (1 and 32 real MOT17-04 boxes, the real osnet_x0_25 MSMT
 - ort plain: `onnxruntime.InferenceSession(graph)` with ONNX Runtime's defaults, on the
   normalised float batch.
 - Embedder ort: `Embedder(graph, backend="onnxruntime").embed(crops)`, resize included.
+- ort uint8 graph: the session that Embedder ort runs (the graph with the normalisation in front,
+  core/uint8_input.py), on the resized uint8 batch: Embedder ort without the resize and Python.
 - openvino plain: `ov.Core().compile_model(graph, "CPU", same hints as Embedder)`, on the
   normalised float batch: the same computation Embedder asks for (LATENCY, f32, unpinned).
 - openvino defaults: `ov.Core().compile_model(graph, "CPU")`: OpenVINO's own defaults, which
@@ -65,9 +67,11 @@ def measure(graph: Path, rounds: int) -> dict:
         x = normalize_nhwc_bgr(resize_bgr(boxes, (256, 128)))
         same_request, default_request = same.create_infer_request(), defaults.create_infer_request()
         u8 = resize_bgr(boxes, (256, 128))
+        own = e_ort.backend
         calls = {
             "ort plain": lambda x=x: session.run(None, {"images": x}),
             "Embedder ort": lambda b=boxes: e_ort.embed(b),
+            "ort uint8 graph": lambda u=u8, s=own.session, n=own.input.name: s.run(None, {n: u}),
             "openvino plain": lambda x=x, r=same_request: r.infer({0: x}),
             "openvino defaults": lambda x=x, r=default_request: r.infer({0: x}),
             "Embedder openvino": lambda b=boxes: e_ov.embed(b),
@@ -82,6 +86,7 @@ def measure(graph: Path, rounds: int) -> dict:
         # than the overhead measured
         for name, (subject, baseline) in {
                 "Embedder ort / ort plain": ("Embedder ort", "ort plain"),
+                "ort uint8 graph / ort plain": ("ort uint8 graph", "ort plain"),
                 "Embedder openvino / openvino plain": ("Embedder openvino", "openvino plain"),
                 "Embedder openvino / openvino defaults": ("Embedder openvino", "openvino defaults"),
                 "resize / ort plain": ("resize", "ort plain")}.items():
@@ -108,11 +113,14 @@ def markdown(result: dict, machine: str, versions: str, rounds: int) -> str:
              "each round's ratio (this VM's speed drifts from round to round by more than the "
              "overhead). Plain subjects get the batch already "
              "resized and normalised; Embedder's figures include torchreid's resize "
-             "(its share of the plain ORT compute in the last column). "
+             "(its share of the plain ORT compute in the next-to-last column), and the "
+             "normalisation ONNX Runtime computes in front of the graph for it (the last "
+             "column: the session Embedder runs, on the resized uint8 batch). "
              f"OpenVINO's default precision here: {result['openvino_default_precision']}.", "",
              "| batch | box heights | ort plain | Embedder ort | ratio (target 1.10) | "
              "openvino plain | openvino defaults | Embedder openvino | ratio (target 1.15) | "
-             "resize | normalise | resize / ort plain |", "|" + " --- |" * 12]
+             "resize | normalise | resize / ort plain | ort uint8 graph / ort plain |",
+             "|" + " --- |" * 13]
     for batch, row in result["batches"].items():
         m = row["ms"]
         lo, hi = row["box_heights"]
@@ -121,7 +129,8 @@ def markdown(result: dict, machine: str, versions: str, rounds: int) -> str:
             f"**{m['Embedder ort / ort plain']:.3f}** | {m['openvino plain']:.2f} | "
             f"{m['openvino defaults']:.2f} | {m['Embedder openvino']:.2f} | "
             f"**{m['Embedder openvino / openvino plain']:.3f}** | {m['resize']:.2f} | "
-            f"{m['normalise']:.2f} | {m['resize / ort plain']:.3f} |")
+            f"{m['normalise']:.2f} | {m['resize / ort plain']:.3f} | "
+            f"{m['ort uint8 graph / ort plain']:.3f} |")
     lines += ["", "Beside a detector (YOLOv8n, PyTorch eager, 640x640, taking turns with the "
               "Embedder; bench/alternation.py), time taking turns over time alone:", "",
               "| batch | Embedder ort | detector beside it | Embedder openvino | detector beside it |",
