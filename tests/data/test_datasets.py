@@ -67,6 +67,25 @@ def test_mot17_boxes(shared_data):
     assert skipped == 0 and all(c.shape[0] >= 32 for c in crops)
 
 
+def test_shuffled_boxes_decode_each_frame_once(shared_data, monkeypatch):
+    """A sampled MOT set draws boxes from its frames in any order: each frame is still decoded
+    once, and every crop comes back in the samples' order, equal to its box in the frame."""
+    from reid_trt.core.opencv import read_image
+    from reid_trt.data import datasets
+    from reid_trt.data.mot import crop_box
+
+    d = load_dataset(shared_data / "reid" / "mot17-mini")
+    shuffled = [d.train[i] for i in np.random.default_rng(0).permutation(len(d.train))[:120]]
+    decoded = []
+    monkeypatch.setattr(datasets, "read_image", lambda p: decoded.append(p) or read_image(p))
+    crops, kept, skipped = read_samples(shuffled)
+    frames = {s.path for s in shuffled}
+    assert sorted(decoded) == sorted(frames) and len(frames) > 8  # once each, both sequences
+    assert skipped == 0 and kept == shuffled
+    for s, crop in list(zip(kept, crops, strict=True))[::17]:
+        assert np.array_equal(crop, crop_box(read_image(s.path), s.box))
+
+
 def test_folder_ids_from_names_or_subfolders(tmp_path, shared_data):
     d = load_dataset(shared_data / "reid" / "market1501")
     assert d.kind == "folder" and sorted({s.pid for s in d.train})[:2] == [1, 7]
