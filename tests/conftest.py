@@ -25,7 +25,7 @@ os.environ.setdefault("YOLO_AUTOINSTALL", "false")
 os.environ.setdefault("REID_TRT_CPU_BACKEND", "onnxruntime")
 # make test's processes share the cores: each runtime in each worker (and in the processes it
 # starts) gets its share, not a thread per core in every worker, which left the workers' threads
-# waiting on each other (README, "Tests").
+# waiting on each other (README, "Set-up: two commands").
 _WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
 if _WORKERS > 1:
     _SHARE = str(max(1, len(os.sched_getaffinity(0)) // _WORKERS))

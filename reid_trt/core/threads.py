@@ -30,7 +30,7 @@ def threads_from_environment() -> int | None:
     value = os.environ.get(THREADS_ENV, "").strip()
     if not value:
         return None
-    if not value.isdigit() or not 1 <= int(value) <= MAX_THREADS:
+    if not (value.isascii() and value.isdigit()) or not 1 <= int(value) <= MAX_THREADS:
         raise ConfigError(THREADS_ENV, value, f"set it to a whole number of threads from 1 to "
                           f"{MAX_THREADS}, or unset it for the runtime's own choice")
     return int(value)

@@ -104,7 +104,7 @@ def test_the_environment_sets_the_count_where_none_is_given(graphs, monkeypatch)
         assert int(e.backend.compiled.get_property("INFERENCE_NUM_THREADS")) == 1
     monkeypatch.setenv(THREADS_ENV, " ")
     assert RUNTIME.count is None and "INFERENCE_NUM_THREADS" not in RUNTIME.openvino_config("CPU")
-    for bad in ("0", "two", "-1", "1.5", "99999"):
+    for bad in ("0", "two", "-1", "1.5", "99999", "\u00b2"):
         monkeypatch.setenv(THREADS_ENV, bad)
         with pytest.raises(ConfigError, match=rf"^REID_TRT_THREADS='{bad}': set it to a whole "
                                               r"number of threads from 1 to 1024, or unset it"):
