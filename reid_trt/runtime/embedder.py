@@ -120,8 +120,9 @@ class Embedder:
             else; "never" sleeps at every wait (core/options.Spin has the measurements). Only
             ONNX Runtime has this setting: given for another backend it is refused, and an
             .onnx on the CPU then runs on ONNX Runtime.
-        threads: CPU worker threads per call for ONNX Runtime or OpenVINO (default: one per
-            core this process may use); refused for TensorRT and PyTorch.
+        threads: CPU worker threads per call for ONNX Runtime or OpenVINO (default:
+            REID_TRT_THREADS where it is set, else one per core this process may use); refused
+            for TensorRT and PyTorch.
 
     Thread safety: `embed` may be called from several threads at once; ONNX Runtime and PyTorch
     run concurrently, the TensorRT backend serialises calls on its one execution context.
