@@ -61,9 +61,10 @@ demo: $(VENV)/.installed
 # one Python thread and servers wait, which leaves a core idle in a single process. Each process
 # runs its runtimes on its share of the cores (tests/conftest.py sets REID_TRT_THREADS and
 # OMP_NUM_THREADS): with a thread per core in both, each waited on threads the other held
-# (2-core Zen 3, clean clone: 800 s of tests and 1,464 CPU-seconds against 947 s and 1,854). xdist's own order (files with the most tests first) mixes the long
-# calibrations with files that wait on servers; the longest files first, all calibrating at once
-# on the 2 cores, took 1209 s against 932 s.
+# (2-core Zen 3, clean clone: 800 s of tests and 1,464 CPU-seconds against 947 s and 1,854).
+# xdist's own order (files with the most tests first) mixes the long calibrations with files
+# that wait on servers; the longest files first, all calibrating at once on the 2 cores, took
+# 1209 s against 932 s (both workers now end within a second of each other).
 TEST_JOBS ?= 2
 # Bytecode kept in .cache/pyc even where PYTHONDONTWRITEBYTECODE is set (as on our CI machines):
 # the environment is installed --no-compile, so without it every Python process the tests start

@@ -74,16 +74,18 @@ class ThreadSettings:
             options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         elif self.spin == Spin.CALL:  # spinning inside a run (cheap waits between kernels)
             options.add_session_config_entry("session.force_spinning_stop", "1")
-        if self.count is not None:
-            options.intra_op_num_threads = self.count
+        count = self.count  # REID_TRT_THREADS read once
+        if count is not None:
+            options.intra_op_num_threads = count
 
     def openvino_config(self, target: str) -> dict:
         """OpenVINO compile properties for these settings on device `target` (CPU, GPU, ...)."""
         if target != "CPU":
             return {}
         config: dict = {"ENABLE_CPU_PINNING": self.pinning}
-        if self.count is not None:
-            config["INFERENCE_NUM_THREADS"] = self.count
+        count = self.count
+        if count is not None:
+            config["INFERENCE_NUM_THREADS"] = count
         return config
 
     def key(self) -> str:
