@@ -46,6 +46,8 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--repeats", type=int, default=2)
     args = parser.parse_args()
+    from stage_alternation import COLUMNS, columns
+
     from reid_trt.core.machine import machine_label
     from reid_trt.export.api import export_onnx
 
@@ -74,17 +76,10 @@ def main() -> None:
              "graph, real MOT17-04 boxes, end to end. Detector: YOLOv8n from its yaml, PyTorch "
              "eager, 640x640. Alone: each stage's calls back to back; alternating: detector then "
              "re-ID, as a tracker's loop calls them (bench/alternation.py).", "",
-             "| detector's environment | batch | re-ID alone ms | re-ID alternating ms | "
-             "re-ID slowdown | detector alone ms | detector alternating ms | detector slowdown |"
-             " loop ms |", "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+             "| detector's environment | batch | " + " | ".join(COLUMNS) + " |",
+             "| --- | --- |" + " --- |" * len(COLUMNS)]
     for r in merged:
-        lines.append(
-            f"| {r['environment']} | {r['batch']} | {r['stage_alone_ms']:.1f} | "
-            f"{r['stage_alternating_ms']:.1f} | "
-            f"{r['stage_alternating_ms'] / r['stage_alone_ms']:.2f}x | "
-            f"{r['neighbour_alone_ms']:.1f} | {r['neighbour_alternating_ms']:.1f} | "
-            f"{r['neighbour_alternating_ms'] / r['neighbour_alone_ms']:.2f}x | "
-            f"{r['stage_alternating_ms'] + r['neighbour_alternating_ms']:.1f} |")
+        lines.append(f"| {r['environment']} | {r['batch']} | " + columns(r))
     (HERE / "results" / "detector_threads_cpu.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 

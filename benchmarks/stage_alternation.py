@@ -52,6 +52,19 @@ def detector():
     return run
 
 
+# The columns of one alternation after its labels (also detector_threads.py's table).
+COLUMNS = ("re-ID alone ms", "re-ID alternating ms", "re-ID slowdown", "detector alone ms",
+           "detector alternating ms", "detector slowdown", "loop ms")
+
+
+def columns(r: dict) -> str:
+    """An Alternation's figures (r: its fields) as COLUMNS' table cells."""
+    stage, neighbour = r["stage_alternating_ms"], r["neighbour_alternating_ms"]
+    return (f"{r['stage_alone_ms']:.1f} | {stage:.1f} | {stage / r['stage_alone_ms']:.2f}x | "
+            f"{r['neighbour_alone_ms']:.1f} | {neighbour:.1f} | "
+            f"{neighbour / r['neighbour_alone_ms']:.2f}x | {stage + neighbour:.1f} |")
+
+
 def worker(graph: Path, setting: str, batch: int) -> dict:
     from reid_trt.bench.alternation import alternate
     from reid_trt.data.mot import mot_crops
@@ -140,16 +153,10 @@ def main() -> None:
              "real MOT17-04 boxes. Detector: Ultralytics YOLOv8n from its yaml, PyTorch eager, "
              "640x640, batch 1. Alone: each stage's calls back to back; alternating: detector "
              "then re-ID, as a tracker's loop calls them.", "",
-             "| setting | batch | re-ID alone ms | re-ID alternating ms | re-ID slowdown | "
-             "detector alone ms | detector alternating ms | detector slowdown | loop ms |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+             "| setting | batch | " + " | ".join(COLUMNS) + " |",
+             "| --- | --- |" + " --- |" * len(COLUMNS)]
     for r in merged:
-        lines.append(
-            f"| {r['setting']} | {r['batch']} | {r['stage_alone_ms']:.1f} | "
-            f"{r['stage_alternating_ms']:.1f} | {r['stage_alternating_ms'] / r['stage_alone_ms']:.2f}x"
-            f" | {r['neighbour_alone_ms']:.1f} | {r['neighbour_alternating_ms']:.1f} | "
-            f"{r['neighbour_alternating_ms'] / r['neighbour_alone_ms']:.2f}x | "
-            f"{r['stage_alternating_ms'] + r['neighbour_alternating_ms']:.1f} |")
+        lines.append(f"| {r['setting']} | {r['batch']} | " + columns(r))
     lines += ["", "ONNX Runtime's settings alone, in one process (each in its turn, rotated, after a "
               "quiet gap; p50 ms end to end, 40 calls at batch 32, 160 at batch 1):", "",
               "| batch | " + " | ".join(f"spin={s}" for s in solo["32"]) + " |",
