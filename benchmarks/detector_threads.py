@@ -46,7 +46,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--repeats", type=int, default=2)
     args = parser.parse_args()
-    from stage_alternation import COLUMNS, columns
+    from stage_alternation import table
 
     from reid_trt.core.machine import machine_label
     from reid_trt.export.api import export_onnx
@@ -76,10 +76,7 @@ def main() -> None:
              "graph, real MOT17-04 boxes, end to end. Detector: YOLOv8n from its yaml, PyTorch "
              "eager, 640x640. Alone: each stage's calls back to back; alternating: detector then "
              "re-ID, as a tracker's loop calls them (bench/alternation.py).", "",
-             "| detector's environment | batch | " + " | ".join(COLUMNS) + " |",
-             "| --- | --- |" + " --- |" * len(COLUMNS)]
-    for r in merged:
-        lines.append(f"| {r['environment']} | {r['batch']} | " + columns(r))
+             *table("detector's environment", "environment", merged)]
     (HERE / "results" / "detector_threads_cpu.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 

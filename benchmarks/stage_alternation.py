@@ -57,12 +57,17 @@ COLUMNS = ("re-ID alone ms", "re-ID alternating ms", "re-ID slowdown", "detector
            "detector alternating ms", "detector slowdown", "loop ms")
 
 
-def columns(r: dict) -> str:
-    """An Alternation's figures (r: its fields) as COLUMNS' table cells."""
-    stage, neighbour = r["stage_alternating_ms"], r["neighbour_alternating_ms"]
-    return (f"{r['stage_alone_ms']:.1f} | {stage:.1f} | {stage / r['stage_alone_ms']:.2f}x | "
-            f"{r['neighbour_alone_ms']:.1f} | {neighbour:.1f} | "
-            f"{neighbour / r['neighbour_alone_ms']:.2f}x | {stage + neighbour:.1f} |")
+def table(label: str, key: str, rows: list[dict]) -> list[str]:
+    """Markdown lines: one row per alternation (its fields), labelled by r[key] and its batch."""
+    lines = [f"| {label} | batch | " + " | ".join(COLUMNS) + " |",
+             "| --- | --- |" + " --- |" * len(COLUMNS)]
+    for r in rows:
+        stage, neighbour = r["stage_alternating_ms"], r["neighbour_alternating_ms"]
+        lines.append(f"| {r[key]} | {r['batch']} | {r['stage_alone_ms']:.1f} | {stage:.1f} | "
+                     f"{stage / r['stage_alone_ms']:.2f}x | {r['neighbour_alone_ms']:.1f} | "
+                     f"{neighbour:.1f} | {neighbour / r['neighbour_alone_ms']:.2f}x | "
+                     f"{stage + neighbour:.1f} |")
+    return lines
 
 
 def worker(graph: Path, setting: str, batch: int) -> dict:
@@ -153,10 +158,7 @@ def main() -> None:
              "real MOT17-04 boxes. Detector: Ultralytics YOLOv8n from its yaml, PyTorch eager, "
              "640x640, batch 1. Alone: each stage's calls back to back; alternating: detector "
              "then re-ID, as a tracker's loop calls them.", "",
-             "| setting | batch | " + " | ".join(COLUMNS) + " |",
-             "| --- | --- |" + " --- |" * len(COLUMNS)]
-    for r in merged:
-        lines.append(f"| {r['setting']} | {r['batch']} | " + columns(r))
+             *table("setting", "setting", merged)]
     lines += ["", "ONNX Runtime's settings alone, in one process (each in its turn, rotated, after a "
               "quiet gap; p50 ms end to end, 40 calls at batch 32, 160 at batch 1):", "",
               "| batch | " + " | ".join(f"spin={s}" for s in solo["32"]) + " |",
