@@ -7,7 +7,7 @@ Subjects per batch size (1 and 32 real MOT17-04 boxes, the real osnet_x0_25 MSMT
   normalised float batch.
 - Embedder ort: `Embedder(graph, backend="onnxruntime").embed(crops)`, resize included.
 - ort uint8 graph: the session that Embedder ort runs (the graph with the normalisation in front,
-  core/uint8_input.py), on the resized uint8 batch: Embedder ort without the resize and Python.
+  core/pixel_input.py), on the resized uint8 batch: Embedder ort without the resize and Python.
 - openvino plain: `ov.Core().compile_model(graph, "CPU", same hints as Embedder)`, on the
   normalised float batch: the same computation Embedder asks for (LATENCY, f32, unpinned).
 - openvino defaults: `ov.Core().compile_model(graph, "CPU")`: OpenVINO's own defaults, which

@@ -120,7 +120,7 @@ def export_onnx(weights: Path | str, output: Path | str | None = None,
     )
     if config.consumer == Consumer.BOXMOT:
         check_boxmot_name(output, loaded.variant)
-    key = trace_cache.trace_key(contract, config.batch, config.opset)
+    key = trace_cache.trace_key(contract, config.opset)
     kept = key is not None and trace_cache.is_kept(key)
     model = onnx_from_model(loaded.model, contract, batch=config.batch, opset=config.opset,
                             trace=key)

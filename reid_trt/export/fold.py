@@ -1,10 +1,10 @@
-"""Graph-ready copies of a model: BatchNorm folded away, preprocessing folded into the stem."""
+"""Graph-ready copies of a model: BatchNorm folded away (the input formats are folded into the
+stem of the traced graph, core/pixel_input.py)."""
 
 from __future__ import annotations
 
 import copy
 
-import torch
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval, fuse_linear_bn_eval
 
@@ -30,23 +30,3 @@ def fold_batchnorm(model: nn.Module) -> nn.Module:
     if remaining:  # a new layer type that this function does not know yet
         raise RuntimeError(f"BatchNorm left unfolded in {remaining}")
     return model
-
-
-@torch.no_grad()
-def fold_pixel_input(model: nn.Module, mean, std, pixel_max: float = 255.0,
-                     bgr: bool = False) -> torch.Tensor:
-    """Makes the stem take pixel values (0..pixel_max, RGB or BGR); returns the per-channel
-    shift to add before it.
-
-    normalised_rgb[c] = (x[c'] / pixel_max - mean[c]) / std[c] = a[c] * (x[c'] + shift), with
-    a = 1 / (pixel_max std), shift = -pixel_max mean and c' = 2 - c for BGR. The channel swap and
-    the scale a go into the conv weights; the shift stays as one Add before the conv. That is
-    exact even at the borders: the conv's zero padding sits where the normalised image is zero,
-    just as in PyTorch.
-    """
-    conv = model.conv1.conv
-    rgb_scale = 1.0 / (pixel_max * torch.tensor(std, dtype=conv.weight.dtype))
-    weight = conv.weight * rgb_scale.view(1, 3, 1, 1)
-    conv.weight.copy_(weight.flip(1) if bgr else weight)  # BGR: input channel 0 is now blue
-    shift = -pixel_max * torch.tensor(mean, dtype=conv.weight.dtype)
-    return (shift.flip(0) if bgr else shift).view(1, 3, 1, 1)

@@ -7,17 +7,21 @@ import io
 import logging
 import warnings
 
+import numpy as np
 import onnx
 import torch
+from onnx import helper, numpy_helper
 
 from reid_trt.core import defaults
 from reid_trt.core.contract import Contract
 from reid_trt.core.errors import ExportError, MissingDependencyError, opt
+from reid_trt.core.options import InputFormat
+from reid_trt.core.pixel_input import with_pixel_input
 from reid_trt.export.checks import SHAPE_OPS, check_graph, op_counts
 from reid_trt.export.graph import ExportGraph, example_input
 from reid_trt.export.precision import simplified as _simplify
 from reid_trt.export.precision import to_fp16
-from reid_trt.export.trace_cache import cached_trace
+from reid_trt.export.trace_cache import cached_trace, traced_contract
 from reid_trt.models import get_variant
 
 MAX_DYNAMIC_BATCH = 4096
@@ -69,17 +73,86 @@ def _quiet(logger_name: str):
 
 def traced_graph(model: torch.nn.Module, contract: Contract, batch: int | None, opset: int,
                  key: tuple | None = None) -> onnx.ModelProto:
-    """The simplified FP32 graph of `model`; kept and reused by `key` (export/trace_cache.py)."""
+    """The simplified FP32 graph of `model` that honours `contract` (its precision aside): one
+    dynamic-batch trace of the model alone, kept and reused by `key` (export/trace_cache.py),
+    with the contract's input format, normalisation, names and `batch` added (with_contract).
+    A trace is 90% of an export: every input format, `--normalize`, `--for` and `--batch` of a
+    checkpoint at one size then share one."""
+    core = traced_contract(contract)
 
     def trace() -> onnx.ModelProto:
-        graph = ExportGraph(model, contract).eval()
-        if batch is None:  # traced with a static batch, then the axis freed, where it can be
-            freed = with_free_batch(_simplify(_torch_export(graph, contract, TRACE_BATCH, opset)))
-            if freed is not None:
-                return freed
-        return _simplify(_torch_export(graph, contract, batch, opset))
+        graph = ExportGraph(model).eval()
+        freed = with_free_batch(_simplify(_torch_export(graph, core, TRACE_BATCH, opset)))
+        if freed is not None:
+            return freed
+        return _simplify(_torch_export(graph, core, None, opset))
 
-    return trace() if key is None else cached_trace(key, trace)
+    return with_contract(trace() if key is None else cached_trace(key, trace), contract, batch)
+
+
+def with_contract(traced: onnx.ModelProto, contract: Contract,
+                  batch: int | None) -> onnx.ModelProto:
+    """The traced graph (traced_contract: normalised float in, raw embeddings out, free batch)
+    made to honour `contract` and `batch`: the same nodes the traced module would have added."""
+    model = traced
+    if contract.input_format != InputFormat.FLOAT:
+        model = with_pixel_input(model, contract.input_format, contract.mean, contract.std)
+        if model is None:
+            raise ExportError(f"{contract.variant}: its input is not read by FP32 convolutions "
+                              f"alone, so {opt('input')} {contract.input_format} cannot be "
+                              f"folded into it; export with {opt('input')} float")
+    if contract.normalized:
+        model = with_l2_output(model)
+    model = renamed(model, contract.input_name, contract.output_name)
+    return model if batch is None else with_static_batch(model, batch)
+
+
+def with_l2_output(model: onnx.ModelProto) -> onnx.ModelProto:
+    """A copy of `model` whose output is L2-normalised as torch's
+    `v / vector_norm(v, dim=1, keepdim=True).clamp_min(eps)` exports."""
+    out = onnx.ModelProto()
+    out.CopyFrom(model)
+    g = out.graph
+    raw = g.output[0].name
+    norm, clamped, axes, eps = (f"{raw}__reid_trt_{s}" for s in ("norm", "clamped", "axes", "eps"))
+    g.initializer.extend([numpy_helper.from_array(np.array([1], np.int64), axes),
+                          numpy_helper.from_array(np.array(defaults.L2_EPS, np.float32), eps)])
+    named = f"{raw}__reid_trt_raw"
+    for node in g.node:
+        node.output[:] = [named if o == raw else o for o in node.output]
+        node.input[:] = [named if i == raw else i for i in node.input]
+    g.node.extend([
+        helper.make_node("ReduceL2", [named, axes], [norm], keepdims=1),
+        helper.make_node("Clip", [norm, eps], [clamped]),
+        helper.make_node("Div", [named, clamped], [raw]),
+    ])
+    return out
+
+
+def renamed(model: onnx.ModelProto, input_name: str, output_name: str) -> onnx.ModelProto:
+    """`model` with its one input and one output named so (a copy where a name changes)."""
+    old_in, old_out = model.graph.input[0].name, model.graph.output[0].name
+    if (old_in, old_out) == (input_name, output_name):
+        return model
+    out = onnx.ModelProto()
+    out.CopyFrom(model)
+    names = {old_in: input_name, old_out: output_name}
+    for node in out.graph.node:
+        node.input[:] = [names.get(i, i) for i in node.input]
+        node.output[:] = [names.get(o, o) for o in node.output]
+    out.graph.input[0].name, out.graph.output[0].name = input_name, output_name
+    return out
+
+
+def with_static_batch(model: onnx.ModelProto, batch: int) -> onnx.ModelProto:
+    """A copy of `model` (its batch axis free: no node depends on it, with_free_batch) whose
+    input and output take exactly `batch` rows."""
+    out = onnx.ModelProto()
+    out.CopyFrom(model)
+    del out.graph.value_info[:]
+    for value in (out.graph.input[0], out.graph.output[0]):
+        value.type.tensor_type.shape.dim[0].dim_value = batch  # replaces the dim_param
+    return out
 
 
 def with_free_batch(model: onnx.ModelProto) -> onnx.ModelProto | None:

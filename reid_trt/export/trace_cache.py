@@ -1,12 +1,14 @@
 """Torch traces kept for the next export of the same checkpoint: in this process and on disk.
 
-Exporting the same checkpoint again (fp32 then fp16, `onnx` then `trt -w`, the demo's three
-graphs, another command, the test processes) reuses the trace, which is 90% of an export's time
-(20-40 s on a 2-core CPU). A trace is keyed by everything that shapes the traced graph: the
-checkpoint's sha256 and the contract, the batch, the opset, the versions of the tools that trace
-and a hash of reid-trt's own code that does. A trace read back is still verified against PyTorch
-like any export before a graph is written; one that fails is discarded (`forget`), so a bad file
-in the cache costs one export a second trace, never every export after it.
+Exporting the same checkpoint again (fp32 then fp16, another input format, `--normalize`, `--for`,
+`--batch`, `onnx` then `trt -w`, the demo's three graphs, another command, the test processes)
+reuses the trace, which is 90% of an export's time (20-40 s on a 2-core CPU): what differs between
+those is added to the trace afterwards (onnx_export.with_contract). A trace is keyed by everything
+that shapes it: the checkpoint's sha256, the variant and input size (traced_contract), the opset,
+the versions of the tools that trace and a hash of reid-trt's own code that does. A trace read
+back is still verified against PyTorch like any export before a graph is written; one that fails
+is discarded (`forget`), so a bad file in the cache costs one export a second trace, never every
+export after it.
 """
 
 from __future__ import annotations
@@ -68,13 +70,20 @@ def _toolchain() -> str:
     return f"{' '.join(versions)} code={code.hexdigest()[:16]}"
 
 
-def trace_key(contract: Contract, batch: int | None, opset: int) -> tuple | None:
+def traced_contract(contract: Contract) -> Contract:
+    """What the trace of an export under `contract` is made for: the model alone, normalised
+    float in, raw embeddings out, default names, FP32 (onnx_export.with_contract adds the rest)."""
+    plain = Contract(contract.variant)
+    return replace(contract, precision="fp32", io_dtype="fp32", input_format="float",
+                   normalized=False, input_name=plain.input_name, output_name=plain.output_name)
+
+
+def trace_key(contract: Contract, opset: int) -> tuple | None:
     """The cache key of an export of the checkpoint `contract.weights_sha256`, or None when
     the contract names no checkpoint (the model cannot be told apart from another)."""
     if not contract.weights_sha256:
         return None
-    float32 = replace(contract, precision="fp32", io_dtype="fp32")
-    return (repr(float32), batch, opset, _toolchain())
+    return (repr(traced_contract(contract)), opset, _toolchain())
 
 
 def disk_path(key: tuple) -> Path:

@@ -220,9 +220,9 @@ def test_synthetic_crops_are_reproducible_and_varied():
 
 def test_a_checkpoint_is_traced_once_per_machine(generated_checkpoint, tmp_path, monkeypatch):
     """fp32 then fp16 of the same checkpoint reuse the torch trace, in another process too (the
-    trace is kept in the cache folder); a damaged kept trace, or the same weights changed, trace
-    again; a cache folder that cannot be written costs only the trace; every graph is still
-    verified against PyTorch."""
+    trace is kept in the cache folder), and so do its other input formats and batches; a damaged
+    kept trace, or the same weights changed, trace again; a cache folder that cannot be written
+    costs only the trace; every graph is still verified against PyTorch."""
     from reid_trt.core.defaults import CACHE_ENV
     from reid_trt.export import onnx_export, trace_cache
 
@@ -242,7 +242,7 @@ def test_a_checkpoint_is_traced_once_per_machine(generated_checkpoint, tmp_path,
     sha = a.contract.weights_sha256
     assert traced == [sha] and len(list((tmp_path / "cache" / "traces").glob("*.onnx"))) == 1
     # Another process that meets the trace being made waits for it, then reads it.
-    key = trace_cache.trace_key(a.contract, None, small.opset)
+    key = trace_cache.trace_key(a.contract, small.opset)
     kept = trace_cache.disk_path(key)
     data = kept.read_bytes()
     kept.unlink()  # not made yet: the "tracing" process below holds the lock
@@ -261,6 +261,16 @@ def test_a_checkpoint_is_traced_once_per_machine(generated_checkpoint, tmp_path,
     b = done[0]
     assert traced == [sha]  # read back from the cache folder
     assert b.parity.min_cosine >= 0.999 and a.parity.min_cosine >= 0.99999
+    # Every input format, the L2 normalisation and a static batch are added to that same trace
+    # (onnx_export.with_contract); each graph is still verified against PyTorch.
+    for k, (fmt, normalize, batch) in enumerate([("uint8-bgr", True, 3),
+                                                 ("float-rgb255", False, None),
+                                                 ("float-rgb01", True, 1)]):
+        made = export_onnx(weights, tmp_path / f"v{k}.onnx",
+                           replace(small, input_format=fmt, normalize=normalize, batch=batch))
+        assert made.parity.min_cosine >= 0.99999 and made.contract.input_format == fmt
+        assert batch_dim(onnx.load(made.path)) == (batch or "batch")
+    assert traced == [sha]
     for kept in (tmp_path / "cache" / "traces").glob("*.onnx"):
         kept.write_bytes(kept.read_bytes()[:1000])
     new_process()
@@ -325,7 +335,7 @@ def test_a_kept_trace_wrong_for_its_key_is_discarded(generated_checkpoint, tmp_p
     small = ExportConfig(height=SMALL[0], width=SMALL[1])
     weights = generated_checkpoint("osnet_x0_25")
     a = export_onnx(weights, tmp_path / "a.onnx", small)
-    path = trace_cache.disk_path(trace_cache.trace_key(a.contract, None, small.opset))
+    path = trace_cache.disk_path(trace_cache.trace_key(a.contract, small.opset))
     wrong = onnx.load_from_string(path.read_bytes())
     init = max(wrong.graph.initializer, key=lambda t: np.prod(t.dims))
     values = numpy_helper.to_array(init)

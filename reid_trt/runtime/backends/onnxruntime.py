@@ -13,8 +13,8 @@ from reid_trt.core.errors import ReidTrtError
 from reid_trt.core.machine import int8_kernels_unsafe
 from reid_trt.core.onnxio import has_cuda_provider, load_onnx, ort_session
 from reid_trt.core.options import Device, InputFormat
+from reid_trt.core.pixel_input import with_uint8_bgr_input
 from reid_trt.core.threads import RUNTIME, ThreadSettings
-from reid_trt.core.uint8_input import with_uint8_bgr_input
 
 
 class OnnxRuntimeBackend:
@@ -39,7 +39,7 @@ class OnnxRuntimeBackend:
         # there, so the Q/DQ pairs run as written, in float (what TensorRT computes).
         exact = not cuda and self.contract.precision == "int8" and int8_kernels_unsafe()
         # On the CPU, an FP32 graph takes the resized uint8 batch and normalises in its own
-        # threads (core/uint8_input.py), as the OpenVINO backend does; `contract` then says so,
+        # threads (core/pixel_input.py), as the OpenVINO backend does; `contract` then says so,
         # and the file's own contract is `model_contract`.
         takes_uint8 = None if cuda else with_uint8_bgr_input(model, self.contract)
         if takes_uint8 is not None:

@@ -8,8 +8,8 @@ import onnx
 
 from reid_trt.core.contract import contract_of
 from reid_trt.core.onnxio import load_onnx, ort_session
+from reid_trt.core.pixel_input import with_uint8_bgr_input
 from reid_trt.core.preprocess import normalize_nhwc_bgr, resize_bgr
-from reid_trt.core.uint8_input import with_uint8_bgr_input
 from reid_trt.data.mot import mot_crops
 from reid_trt.runtime.embedder import Embedder
 
