@@ -36,6 +36,8 @@ WEIGHTS = DATA / "weights/osnet_x0_25_msmt17.pth"
 SEQUENCE = DATA / "reid/mot17-mini/train/MOT17-04-FRCNN"
 BATCHES = (1, 32)
 TARGETS = {"Embedder ort / ort plain": 1.10, "Embedder openvino / openvino plain": 1.15}
+# Timed taking turns with the detector: each Embedder, and each plain runtime as its baseline.
+BESIDE_DETECTOR = ("Embedder ort", "ort plain", "Embedder openvino", "openvino plain")
 
 
 def measure(graph: Path, rounds: int) -> dict:
@@ -96,7 +98,7 @@ def measure(graph: Path, rounds: int) -> dict:
         # YOLOv8n (PyTorch eager, as benchmarks/stage_alternation.py runs it), the same loop.
         # The plain runtimes too: after a detector's activations have gone through the caches,
         # the network's first layers read their weights from memory again, whoever calls it.
-        for name in ("Embedder ort", "ort plain", "Embedder openvino", "openvino plain"):
+        for name in BESIDE_DETECTOR:
             turns = alternate(calls[name], detect, calls=runs // 2 or 1, rounds=rounds)
             ms[f"{name} beside detector / alone"] = turns.stage_slowdown
             ms[f"detector beside {name} / alone"] = turns.neighbour_slowdown
@@ -138,12 +140,11 @@ def markdown(result: dict, machine: str, versions: str, rounds: int) -> str:
               "| batch | Embedder ort | detector beside it | ort plain | detector beside it | "
               "Embedder openvino | detector beside it | openvino plain | detector beside it |",
               "|" + " --- |" * 9]
-    subjects = ("Embedder ort", "ort plain", "Embedder openvino", "openvino plain")
     for batch, row in result["batches"].items():
         m = row["ms"]
         lines.append(f"| {batch} | " + " | ".join(
             f"{m[f'{s} beside detector / alone']:.3f} | {m[f'detector beside {s} / alone']:.3f}"
-            for s in subjects) + " |")
+            for s in BESIDE_DETECTOR) + " |")
     held = all(row["ms"][k] <= t for row in result["batches"].values() for k, t in TARGETS.items())
     beside = all(v <= 1.10 for row in result["batches"].values() for k, v in row["ms"].items()
                  if "beside" in k and "Embedder" in k)
