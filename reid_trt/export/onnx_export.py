@@ -145,8 +145,8 @@ def renamed(model: onnx.ModelProto, input_name: str, output_name: str) -> onnx.M
 
 
 def with_static_batch(model: onnx.ModelProto, batch: int) -> onnx.ModelProto:
-    """A copy of `model` (its batch axis free: no node depends on it, with_free_batch) whose
-    input and output take exactly `batch` rows."""
+    """A copy of `model` (its batch axis symbolic: freed by with_free_batch, or traced dynamic
+    where it could not be) whose input and output take exactly `batch` rows."""
     out = onnx.ModelProto()
     out.CopyFrom(model)
     del out.graph.value_info[:]
