@@ -40,29 +40,25 @@ PHASE_SPLIT = 0.9
 
 
 def phase(graph: Path) -> float:
-    """p50 with every core's thread over p50 with one, ONNX Runtime FP32 at batch 1, calls
-    alternating between the two sessions."""
-    import time
-
+    """p50 with every core's thread over p50 with one, ONNX Runtime FP32 at batch 1: two plain
+    sessions (ONNX Runtime's defaults, as any caller has them) in core/timing's loop, the median
+    over 10 rounds of each round's ratio."""
     import numpy as np
     import onnxruntime as ort
+
+    from reid_trt.core.timing import interleaved, paired_ratio, split_runs
 
     def session(threads: int | None):
         options = ort.SessionOptions()
         if threads:
             options.intra_op_num_threads = threads
-        return ort.InferenceSession(str(graph), options, providers=["CPUExecutionProvider"])
+        s = ort.InferenceSession(str(graph), options, providers=["CPUExecutionProvider"])
+        return lambda: s.run(None, {"images": x})
 
-    every, one = session(None), session(1)
     x = np.zeros((1, 3, 256, 128), np.float32)
-    times: dict = {every: [], one: []}
-    for k in range(240):
-        s = every if k % 2 else one
-        start = time.perf_counter()
-        s.run(None, {"images": x})
-        if k >= 40:
-            times[s].append(time.perf_counter() - start)
-    return statistics.median(times[every]) / statistics.median(times[one])
+    runs = split_runs(200, 10)
+    times = interleaved({"every": session(None), "one": session(1)}, runs, warmup=20)
+    return paired_ratio(times["every"], times["one"], runs)
 
 
 def bench(graph: Path, crops: Path, subjects: list[str], isolate: bool) -> dict:
